@@ -1,0 +1,28 @@
+"""Where the configs live, and the resolvers they use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def config_dir() -> str:
+    """The packaged configs (an installed wheel), else the repository's ``conf/`` (a source checkout)."""
+    for candidate in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"catbrain's configs are missing: looked in {PACKAGE_DIR / 'conf'} and the repository")
+
+
+def register_resolvers() -> None:
+    """``${len:list}`` and ``${neg:number}``, so counts and thresholds flow from the data config."""
+    if not OmegaConf.has_resolver("len"):
+        OmegaConf.register_new_resolver("len", lambda items: len(items))
+    if not OmegaConf.has_resolver("neg"):
+        OmegaConf.register_new_resolver("neg", lambda value: -value)
+
+
+register_resolvers()

@@ -1,0 +1,131 @@
+"""A DataModule that draws train, val and test splits from a synthetic world."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from catbrain.data.loading import IndexBatchSampler, TensorBatches, keep_batch
+
+SPLITS = ("train", "val", "test")
+
+
+class WorldDataModule(pl.LightningDataModule):
+    """Train / val / test splits drawn from ``world``; batches are ``(features, *targets)``.
+
+    With ``standardize`` the mean and standard deviation of the training features (and of a
+    numeric first target) are offered to the task, which applies them inside the model.
+
+    The splits come from independent generators derived from ``seed``, so changing ``n_test``
+    does not change the training data. Each split lives on the training device from the start.
+    """
+
+    def __init__(
+        self,
+        world: Any,
+        targets: Sequence[str],
+        feature_names: Sequence[str],
+        class_names: Sequence[str] | None = None,
+        n_train: int = 4000,
+        n_val: int = 1000,
+        n_test: int = 4000,
+        seed: int = 0,
+        batch_size: int = 64,
+        standardize: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in [("n_train", n_train), ("n_val", n_val), ("n_test", n_test), ("batch_size", batch_size)]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"data.{name} must be a positive integer, got {value!r}")
+        world_features = list(world.feature_names)
+        if len(feature_names) != len(world_features):
+            raise ValueError(
+                f"data.feature_names={list(feature_names)} must name the world's {len(world_features)} "
+                f"features {world_features}"
+            )
+        world_classes = getattr(world, "class_names", None)
+        if class_names is not None and (world_classes is None or len(class_names) != len(world_classes)):
+            raise ValueError(f"data.class_names={list(class_names)} must name the world's classes {world_classes}")
+        if not targets:
+            raise ValueError("data.targets must name at least one target")
+        self.world = world
+        self.targets = list(targets)
+        self.feature_names = list(feature_names)
+        self.class_names = list(class_names) if class_names is not None else None
+        self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+        self.seed, self.batch_size, self.standardize = seed, batch_size, standardize
+        self.splits: dict[str, dict[str, torch.Tensor]] = {}
+        self.input_mean: torch.Tensor | None = None
+        self.input_std: torch.Tensor | None = None
+        self.target_mean: torch.Tensor | None = None
+        self.target_std: torch.Tensor | None = None
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        split_seeds = torch.randint(2**62, (len(SPLITS),), generator=torch.Generator().manual_seed(self.seed))
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        for split, split_seed in zip(SPLITS, split_seeds.tolist()):
+            sample = self.world.sample(self.sizes[split], torch.Generator().manual_seed(split_seed))
+            missing = [t for t in self.targets if t not in sample]
+            if missing:
+                raise ValueError(
+                    f"data.targets={self.targets}: the world has no target {missing}; it offers "
+                    f"{[k for k in sample if k != 'features' and not k.startswith('bayes_')]}"
+                )
+            self.splits[split] = {key: value.to(device) for key, value in sample.items()}
+        if self.standardize:
+            train_features = self.splits["train"]["features"]
+            self.input_mean = train_features.mean(0).cpu()
+            self.input_std = train_features.std(0).clamp_min(1e-8).cpu()
+            train_target = self.splits["train"][self.targets[0]]
+            if train_target.is_floating_point():
+                self.target_mean = train_target.mean().cpu()
+                self.target_std = train_target.std().clamp_min(1e-8).cpu()
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.splits[split]
+        dataset = TensorBatches(data["features"], *(data[t] for t in self.targets))
+        sampler = IndexBatchSampler(len(dataset), self.batch_size, shuffle=shuffle, seed=self.seed)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=keep_batch)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def teacher(self) -> tuple[torch.Tensor, float] | None:
+        """The world's noiseless linear rule for the first target, if it has one."""
+        teacher = getattr(self.world, "teacher", None)
+        first_is_continuous = self.splits and self.splits["train"][self.targets[0]].is_floating_point()
+        return teacher() if teacher is not None and first_is_continuous else None
+
+    def reference_metrics(self, split: str = "test") -> dict[str, float]:
+        """What the Bayes-optimal predictor scores on ``split``, named like the tasks' own metrics."""
+        data = self.splits[split]
+        references: dict[str, float] = {}
+        for position, target in enumerate(self.targets):
+            truth, best = data[target], data[f"bayes_{target}"]
+            prefix = f"{split}/bayes_" if position == 0 else f"{split}/bayes_{target}_"
+            if truth.is_floating_point():
+                error = best - truth
+                references[prefix + "mse"] = error.square().mean().item()
+                references[prefix + "mae"] = error.abs().mean().item()
+                references[prefix + "r2"] = (
+                    1 - error.square().sum().item() / (truth - truth.mean()).square().sum().item()
+                )
+            else:
+                references[prefix + "acc"] = (best == truth).float().mean().item()
+        return references

@@ -1,0 +1,179 @@
+"""catbrain-predict: ask a trained model about new inputs (inferencing).
+
+    catbrain-predict ckpt_path=best.ckpt input='[[0.9, 0.8], [0.1, 0.2]]'
+    catbrain-predict ckpt_path=best.ckpt input_path=objects.csv format=json
+
+``input`` is JSON: one row ``[0.9, 0.8]`` or a list of rows. ``input_path`` is a CSV file whose
+header names the model's features (other columns are ignored); ``-`` reads standard input.
+Nothing here evaluates code from the input or the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from catbrain._cli import UsageError, errors_as_one_line, load_checkpoint
+
+PROG = "catbrain-predict"
+ARGUMENTS = {
+    "ckpt_path": "the checkpoint to use (required)",
+    "input": "JSON rows, e.g. '[[0.9, 0.8], [0.1, 0.2]]'",
+    "input_path": "a CSV file with a header naming the features ('-' for standard input)",
+    "format": "text (default) or json",
+}
+FORMATS = ("text", "json")
+
+
+def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
+    arguments: dict[str, str] = {}
+    for argument in argv:
+        key, separator, value = argument.partition("=")
+        if not separator or key not in ARGUMENTS:
+            raise UsageError(f"unknown argument {argument!r}; expected key=value with key one of {sorted(ARGUMENTS)}")
+        arguments[key] = value
+    if "ckpt_path" not in arguments:
+        raise UsageError("ckpt_path=... is required")
+    if ("input" in arguments) == ("input_path" in arguments):
+        raise UsageError("give exactly one of input=... (JSON rows) or input_path=... (a CSV file)")
+    if arguments.setdefault("format", "text") not in FORMATS:
+        raise UsageError(f"format={arguments['format']!r} is not one of {list(FORMATS)}")
+    return arguments
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UsageError(f"{where}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise UsageError(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise UsageError(f"{where}: {value!r} is not a finite number")
+    return number
+
+
+def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:
+    """Rows of floats from JSON text: one row, or a list of rows, each as wide as the features."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise UsageError(f"input is not valid JSON ({error})") from None
+    if isinstance(data, list) and data and not any(isinstance(item, list) for item in data):
+        data = [data]
+    if not isinstance(data, list) or not data or not all(isinstance(row, list) for row in data):
+        raise UsageError(f"input must be a JSON list of rows like [[{', '.join('0.5' for _ in feature_names)}]]")
+    rows = []
+    for i, row in enumerate(data, start=1):
+        if len(row) != len(feature_names):
+            expected = f"{len(feature_names)} ({', '.join(feature_names)})"
+            raise UsageError(f"input row {i} has {len(row)} values; the model takes {expected}")
+        rows.append([_number(value, f"input row {i}, {name}") for value, name in zip(row, feature_names)])
+    return rows
+
+
+def rows_from_csv(path: str, feature_names: list[str]) -> list[list[float]]:
+    """Rows of floats from the feature columns of a CSV file with a header."""
+    if path == "-":
+        text, name = sys.stdin.read(), "<stdin>"
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise UsageError(f"input_path={path!r} does not exist or is not a file")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"input_path={path!r} is not UTF-8 text") from None
+        name = path
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    if not header:
+        raise UsageError(f"{name} is empty; expected a header with {', '.join(feature_names)}")
+    missing = [feature for feature in feature_names if feature not in header]
+    if missing:
+        raise UsageError(f"{name} has no column {', '.join(missing)}; its header is {', '.join(header)}")
+    rows = []
+    for line, record in enumerate(reader, start=2):
+        rows.append([_number(record[feature], f"{name} line {line}, column {feature}") for feature in feature_names])
+    if not rows:
+        raise UsageError(f"{name} has a header but no rows")
+    return rows
+
+
+def load_predictor(ckpt_path: str) -> tuple[Any, dict[str, Any], Any]:
+    """The plain model of a checkpoint with its input and output scaling, without Lightning."""
+    import torch
+    from hydra.utils import instantiate
+
+    checkpoint = load_checkpoint(ckpt_path)
+    info = checkpoint["catbrain"]
+    model = instantiate(info["config"]["model"])
+    state = checkpoint["state_dict"]
+    model.load_state_dict(
+        {key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")}
+    )
+    model.eval()
+    n_features = len(info["feature_names"])
+    scaling = {
+        "input_mean": state.get("input_mean", torch.zeros(n_features)),
+        "input_std": state.get("input_std", torch.ones(n_features)),
+        "target_mean": state.get("target_mean", torch.zeros(())),
+        "target_std": state.get("target_std", torch.ones(())),
+    }
+    return model, info, scaling
+
+
+def predict(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: list[list[float]]) -> list[dict[str, Any]]:
+    """One result per row: ``prediction`` (a number or a class name) and, for thresholded models, ``score``."""
+    import torch
+
+    features = torch.tensor(rows, dtype=torch.float32)
+    with torch.no_grad():
+        output = model((features - scaling["input_mean"]) / scaling["input_std"])
+        output = output * scaling["target_std"] + scaling["target_mean"]
+    kind, class_names = info["kind"], info.get("class_names")
+    if kind == "threshold":
+        decisions = model.decide(output)
+        return [
+            {"prediction": class_names[int(d)], "score": float(s)} for d, s in zip(decisions.tolist(), output.tolist())
+        ]
+    if kind == "classification":
+        return [{"prediction": class_names[int(i)]} for i in output.argmax(-1).tolist()]
+    return [{"prediction": float(value)} for value in output.reshape(len(rows), -1)[:, 0].tolist()]
+
+
+def format_text(rows: list[list[float]], results: list[dict[str, Any]], feature_names: list[str]) -> str:
+    lines = []
+    for row, result in zip(rows, results):
+        inputs = ", ".join(f"{name}={value:g}" for name, value in zip(feature_names, row))
+        prediction = result["prediction"]
+        shown = f"{prediction:.4f}" if isinstance(prediction, float) else prediction
+        score = f"  (score {result['score']:+.4f})" if "score" in result else ""
+        lines.append(f"{inputs} -> {shown}{score}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    with errors_as_one_line(PROG):
+        arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+        model, info, scaling = load_predictor(arguments["ckpt_path"])
+        feature_names = list(info["feature_names"])
+        if "input" in arguments:
+            rows = rows_from_json(arguments["input"], feature_names)
+        else:
+            rows = rows_from_csv(arguments["input_path"], feature_names)
+        results = predict(model, info, scaling, rows)
+        if arguments["format"] == "json":
+            print(json.dumps(results))
+        else:
+            print(format_text(rows, results, feature_names))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""What a run leaves behind: trainer from config, metrics.json, resolved config, printed summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def quiet_lightning() -> None:
+    """Drop advice that does not apply here: worker count for in-memory batches, cloud-logger tips."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_config(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Save the resolved config as ``config.yaml`` in the run directory; return it as plain containers."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+    return resolved
+
+
+def make_trainer(cfg: DictConfig, with_callbacks: bool = True) -> Any:
+    from hydra.utils import instantiate
+
+    configured = (cfg.get("callbacks") or {}).values() if with_callbacks else []
+    callbacks = [instantiate(c) for c in configured if c is not None]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+
+def collect_metrics(trainer: Any, task: Any, datamodule: Any) -> dict[str, float]:
+    """Test metrics, Bayes-optimal references, and learned vs teacher weights, as one flat mapping."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    metrics.update(datamodule.reference_metrics("test"))
+    confusion = getattr(task, "test_confusion_matrix", None)
+    if confusion is not None:
+        for i, truth in enumerate(task.class_names):
+            for j, predicted in enumerate(task.class_names):
+                metrics[f"test/confusion/{truth}/{predicted}"] = float(confusion[i, j])
+    rule, teacher = task.linear_rule(), datamodule.teacher()
+    names = datamodule.feature_names
+    if rule is not None:
+        metrics.update({f"weight/{name}": float(w) for name, w in zip(names, rule[0])})
+        metrics["bias"] = rule[1]
+        if teacher is not None:
+            metrics.update({f"teacher_weight/{name}": float(w) for name, w in zip(names, teacher[0])})
+            metrics["teacher_bias"] = float(teacher[1])
+    return metrics
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, float]) -> Path:
+    path = run_dir / "metrics.json"
+    write_atomically(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def print_summary(title: str, metrics: dict[str, float], feature_names: list[str], run_dir: Path) -> None:
+    """Model metrics beside the Bayes-optimal ones; learned weights beside the teacher's."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=title)
+    table.add_column("test metric")
+    table.add_column("model", justify="right")
+    table.add_column("Bayes-optimal", justify="right")
+    for key, value in sorted(metrics.items()):
+        if not key.startswith("test/") or "/bayes_" in key or "/confusion/" in key:
+            continue
+        reference = metrics.get(key.replace("test/", "test/bayes_", 1))
+        table.add_row(key.removeprefix("test/"), f"{value:.4f}", "" if reference is None else f"{reference:.4f}")
+    console.print(table)
+    if "bias" in metrics:
+        weights = Table(title="learned w, b vs teacher")
+        weights.add_column("")
+        weights.add_column("learned", justify="right")
+        weights.add_column("teacher", justify="right")
+        for name, key, teacher_key in [
+            *((n, f"weight/{n}", f"teacher_weight/{n}") for n in feature_names),
+            ("bias", "bias", "teacher_bias"),
+        ]:
+            teacher = metrics.get(teacher_key)
+            weights.add_row(name, f"{metrics[key]:+.4f}", "" if teacher is None else f"{teacher:+.4f}")
+        console.print(weights)
+    console.print(f"run directory: {run_dir}")

@@ -1,0 +1,58 @@
+"""Classification: one logit per class (approach, ignore, run away), learn by cross-entropy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from catbrain.tasks.base import OptimizerFactory, SchedulerFactory, Task
+
+
+class ClassificationTask(Task):
+    """Cross-entropy loss; ``acc`` and ``f1_macro`` per epoch, and the confusion matrix at test."""
+
+    kind = "classification"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerFactory,
+        class_names: Sequence[str],
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        self.class_names = list(class_names)
+        out_features = getattr(model, "out_features", None)
+        if out_features != len(self.class_names):
+            raise ValueError(
+                f"model.out_features={out_features} must equal the number of classes "
+                f"{len(self.class_names)} ({self.class_names})"
+            )
+        super().__init__(model, optimizer, scheduler)
+        self.confusion = MulticlassConfusionMatrix(len(self.class_names))
+        self.test_confusion_matrix: torch.Tensor | None = None
+
+    def make_metrics(self) -> MetricCollection:
+        n = len(self.class_names)
+        return MetricCollection(
+            {"acc": MulticlassAccuracy(n, average="micro"), "f1_macro": MulticlassF1Score(n, average="macro")}
+        )
+
+    def loss(self, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return F.cross_entropy(output, batch[1])
+
+    def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
+        metrics.update(output, batch[1])
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        super().test_step(batch, batch_idx)
+        self.confusion.update(self(batch[0]).detach(), batch[1])
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self.test_confusion_matrix = self.confusion.compute().cpu()
+        self.confusion.reset()

@@ -1,0 +1,24 @@
+"""Quantitative estimation: predict a number (tomorrow's temperature), learn by mean squared error."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+
+from catbrain.tasks.base import Task
+
+
+class RegressionTask(Task):
+    """MSE loss; ``mse``, ``mae`` and ``r2`` per epoch."""
+
+    kind = "regression"
+
+    def make_metrics(self) -> MetricCollection:
+        return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
+
+    def loss(self, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return F.mse_loss(output, batch[1])
+
+    def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
+        metrics.update(output, batch[1])

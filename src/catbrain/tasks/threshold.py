@@ -1,0 +1,58 @@
+"""The book's cat brain: learn the threat score by regression, decide by thresholds."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics.classification import MulticlassAccuracy
+
+from catbrain.models import ThresholdedLinear
+from catbrain.tasks.base import OptimizerFactory, SchedulerFactory, Task
+
+
+class ThresholdTask(Task):
+    """Fits a :class:`ThresholdedLinear` score to threat-score targets (MSE).
+
+    Batches are ``(features, score)`` or ``(features, score, decision)``. Score metrics are
+    ``mse``, ``mae``, ``r2``; ``decision_acc`` compares the thresholded prediction with the
+    observed decision (or, without one, with the thresholded target score).
+    """
+
+    kind = "threshold"
+
+    def __init__(
+        self,
+        model: ThresholdedLinear,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        if not isinstance(model, ThresholdedLinear):
+            raise ValueError(f"ThresholdTask needs a ThresholdedLinear model, got {type(model).__name__}")
+        super().__init__(model, optimizer, scheduler)
+        self.class_names = model.class_names
+
+    def make_metrics(self) -> MetricCollection:
+        n_classes = len(self.model.class_names)
+        return MetricCollection(
+            {
+                "mse": MeanSquaredError(),
+                "mae": MeanAbsoluteError(),
+                "r2": R2Score(),
+                "decision_acc": MulticlassAccuracy(n_classes, average="micro"),
+            },
+            compute_groups=False,
+        )
+
+    def loss(self, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return F.mse_loss(output, batch[1])
+
+    def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
+        model: nn.Module = self.model
+        decision = batch[2] if len(batch) > 2 else model.decide(batch[1])
+        for name, metric in metrics.items(keep_base=True):
+            if name.endswith("decision_acc"):
+                metric.update(model.decide(output), decision)
+            else:
+                metric.update(output, batch[1])

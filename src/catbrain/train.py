@@ -1,0 +1,69 @@
+"""catbrain-train: compose the config, fit, test the best checkpoint, write ``metrics.json``.
+
+catbrain-train                                   # the default experiment, cat_threat
+catbrain-train experiment=weather_3pm optimizer.lr=0.05 trainer.max_epochs=30
+catbrain-train ckpt_path=outputs/.../checkpoints/last.ckpt   # resume that run
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from catbrain import _cli
+from catbrain.config import config_dir
+
+
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
+    """Fit ``cfg.task`` on ``cfg.data``, test the best checkpoint, and return the metrics written."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    from catbrain import runs
+
+    runs.quiet_lightning()
+    run_dir = Path(cfg.run_dir)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    task = instantiate(cfg.task)
+    resolved = runs.save_config(cfg, run_dir)
+    task.run_info = {
+        "config": resolved,
+        "overrides": [o for o in (overrides or []) if _cli.override_key(o) != "ckpt_path"],
+        "kind": task.kind,
+        "feature_names": list(datamodule.feature_names),
+        "class_names": getattr(task, "class_names", None),
+    }
+    trainer = runs.make_trainer(cfg)
+
+    started = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    fit_seconds = time.perf_counter() - started
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
+
+    metrics = runs.collect_metrics(trainer, task, datamodule)
+    metrics.update({"fit_seconds": fit_seconds, "epochs": trainer.current_epoch, "steps": trainer.global_step})
+    runs.write_metrics(run_dir, metrics)
+    runs.print_summary(f"catbrain-train: {cfg.name}", metrics, datamodule.feature_names, run_dir)
+    return metrics
+
+
+@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+def _app(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    with _cli.errors_as_one_line("catbrain-train"):
+        train(cfg, overrides=list(HydraConfig.get().overrides.task))
+
+
+def main() -> None:
+    _cli.launch(_app, "catbrain-train", "train")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""Synthetic worlds: seeded, vectorised generators that know their own ground truth.
+
+A world draws ``features`` and noisy ``targets``; it also knows the noiseless teacher and so the
+Bayes-optimal prediction, against which a trained model is judged.
+"""
+
+from catbrain.worlds.cat import CatWorld
+from catbrain.worlds.weather import WeatherWorld
+
+__all__ = ["CatWorld", "WeatherWorld"]

@@ -1,0 +1,91 @@
+"""Objects a cat meets, described by hardness and sharpness, and what the cat decides.
+
+The teacher is the book's: ``threat_score = w . (hardness, sharpness) + b`` with ``w = (1, 1)``,
+``b = -1``. The observed score carries Gaussian noise, and the decision thresholds the noisy
+score: ``approach`` below ``-delta``, ``run_away`` above ``+delta``, ``ignore`` in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+class CatWorld:
+    """Cat objects with features in ``[0, 1]^2``.
+
+    Each feature is drawn as ``u ** (1 / skew)`` with ``u`` uniform, density ``skew * x**(skew-1)``:
+    ``skew = 1`` is uniform, ``skew > 1`` favours hard / sharp objects, ``skew < 1`` soft / blunt ones.
+    """
+
+    feature_names = ("hardness", "sharpness")
+    class_names = ("approach", "ignore", "run_away")
+
+    def __init__(
+        self,
+        teacher_weights: Sequence[float] = (1.0, 1.0),
+        teacher_bias: float = -1.0,
+        delta: float = 0.25,
+        noise_std: float = 0.1,
+        skew: Sequence[float] = (1.0, 1.0),
+    ) -> None:
+        if len(teacher_weights) != 2:
+            raise ValueError(f"teacher_weights must have 2 values (hardness, sharpness), got {list(teacher_weights)}")
+        if len(skew) != 2 or any(float(k) <= 0 for k in skew):
+            raise ValueError(f"skew must be 2 positive numbers (hardness, sharpness), got {list(skew)}")
+        if delta < 0:
+            raise ValueError(f"delta must be >= 0, got {delta}")
+        if noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        self.teacher_weights = torch.tensor([float(w) for w in teacher_weights])
+        self.teacher_bias = float(teacher_bias)
+        self.delta = float(delta)
+        self.noise_std = float(noise_std)
+        self.skew = torch.tensor([float(k) for k in skew])
+
+    def sample_features(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``(n, 2)`` hardness and sharpness in ``[0, 1]``."""
+        u = torch.rand(n, 2, generator=generator)
+        return u if bool((self.skew == 1).all()) else u ** (1 / self.skew)
+
+    def teacher_score(self, features: torch.Tensor) -> torch.Tensor:
+        """The noiseless threat score ``w . x + b``."""
+        return features @ self.teacher_weights.to(features) + self.teacher_bias
+
+    def decide(self, score: torch.Tensor) -> torch.Tensor:
+        """0 = approach (score < -delta), 2 = run_away (score > delta), 1 = ignore otherwise."""
+        return torch.where(score > self.delta, 2, torch.where(score < -self.delta, 0, 1))
+
+    def class_probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        """``(n, 3)`` probability of each decision given the features (the noise is the only randomness)."""
+        clean = self.teacher_score(features)
+        if self.noise_std == 0:
+            return torch.nn.functional.one_hot(self.decide(clean), 3).to(clean)
+        p_approach = torch.special.ndtr((-self.delta - clean) / self.noise_std)
+        p_run_away = torch.special.ndtr((clean - self.delta) / self.noise_std)
+        return torch.stack([p_approach, 1 - p_approach - p_run_away, p_run_away], dim=-1)
+
+    def bayes_decision(self, features: torch.Tensor) -> torch.Tensor:
+        """The most probable decision: no classifier can be more accurate on average."""
+        return self.class_probabilities(features).argmax(-1)
+
+    def sample(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """``features (n, 2)``, noisy ``score`` and ``decision``, and their Bayes-optimal predictions.
+
+        ``bayes_score`` is the noiseless teacher score, ``bayes_decision`` the most probable decision.
+        """
+        features = self.sample_features(n, generator)
+        bayes_score = self.teacher_score(features)
+        score = bayes_score + self.noise_std * torch.randn(n, generator=generator)
+        return {
+            "features": features,
+            "score": score,
+            "decision": self.decide(score),
+            "bayes_score": bayes_score,
+            "bayes_decision": self.bayes_decision(features),
+        }
+
+    def teacher(self) -> tuple[torch.Tensor, float]:
+        """Weights and bias of the noiseless threat score."""
+        return self.teacher_weights.clone(), self.teacher_bias

@@ -1,0 +1,146 @@
+"""The entry points end to end, run as a user runs them: train, evaluate, predict, and bad input."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The default experiment, trained once by ``catbrain-train`` with no overrides but the run directory."""
+    workdir = tmp_path_factory.mktemp("train")
+    result = run_cli("catbrain-train", "hydra.run.dir=run", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return workdir / "run", result
+
+
+def test_train_writes_the_run_directory_contract(trained):
+    run_dir, result = trained
+    for name in ("metrics.json", "config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt", ".hydra/config.yaml"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert all(isinstance(value, (int, float)) for value in metrics.values())
+    assert {"test/mse", "test/decision_acc", "test/bayes_mse", "test/bayes_decision_acc"} <= set(metrics)
+    assert "cat_threat" in result.stdout and "teacher" in result.stdout
+
+
+def test_default_run_recovers_the_books_teacher(trained):
+    metrics = json.loads((trained[0] / "metrics.json").read_text())
+    assert metrics["weight/hardness"] == pytest.approx(1.0, abs=0.05)
+    assert metrics["weight/sharpness"] == pytest.approx(1.0, abs=0.05)
+    assert metrics["bias"] == pytest.approx(-1.0, abs=0.05)
+    assert metrics["test/decision_acc"] > metrics["test/bayes_decision_acc"] - 0.01
+
+
+def test_eval_reproduces_the_test_metrics(trained, tmp_path):
+    run_dir, _ = trained
+    result = run_cli(
+        "catbrain-eval", f"ckpt_path={run_dir / 'checkpoints/best.ckpt'}", "hydra.run.dir=eval", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    trained_metrics = json.loads((run_dir / "metrics.json").read_text())
+    evaluated = json.loads((tmp_path / "eval/metrics.json").read_text())
+    for key in ("test/mse", "test/mae", "test/decision_acc", "test/bayes_mse"):
+        assert evaluated[key] == pytest.approx(trained_metrics[key], rel=1e-6), key
+
+
+def test_eval_on_fresh_data_differs_but_stays_close(trained, tmp_path):
+    run_dir, _ = trained
+    ckpt = f"ckpt_path={run_dir / 'checkpoints/best.ckpt'}"
+    result = run_cli("catbrain-eval", ckpt, "data.seed=123", "data.n_test=2000", "hydra.run.dir=eval", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads((tmp_path / "eval/metrics.json").read_text())
+    trained_metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert evaluated["test/mse"] != trained_metrics["test/mse"]
+    assert evaluated["test/mse"] == pytest.approx(evaluated["test/bayes_mse"], rel=0.1)
+
+
+def test_predict_names_the_cats_decision(trained, tmp_path):
+    ckpt = f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}"
+    result = run_cli("catbrain-predict", ckpt, "input=[[0.9, 0.8], [0.1, 0.2]]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and "run_away" in lines[0] and "approach" in lines[1]
+
+    as_json = run_cli("catbrain-predict", ckpt, "input=[[0.9, 0.8], [0.1, 0.2]]", "format=json", cwd=tmp_path)
+    predictions = json.loads(as_json.stdout)
+    assert [p["prediction"] for p in predictions] == ["run_away", "approach"]
+    assert predictions[0]["score"] == pytest.approx(0.7, abs=0.05)
+
+
+def test_predict_reads_a_csv_by_feature_name(trained, tmp_path):
+    (tmp_path / "objects.csv").write_text("name,sharpness,hardness\nknife,0.95,0.9\npillow,0.05,0.1\nball,0.5,0.5\n")
+    ckpt = f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}"
+    result = run_cli("catbrain-predict", ckpt, "input_path=objects.csv", "format=json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p["prediction"] for p in json.loads(result.stdout)] == ["run_away", "approach", "ignore"]
+
+
+def test_resume_continues_a_run_with_its_own_config(tmp_path):
+    first = run_cli(
+        "catbrain-train", "experiment=weather_3pm", "data.n_train=512", "data.batch_size=64",
+        "trainer.max_epochs=2", "callbacks=model_checkpoint", "hydra.run.dir=first", cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    # No experiment named here: it comes from the checkpoint, and max_epochs is extended.
+    last = tmp_path / "first/checkpoints/last.ckpt"
+    resumed = run_cli(
+        "catbrain-train", f"ckpt_path={last}", "trainer.max_epochs=4", "hydra.run.dir=second", cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((tmp_path / "second/metrics.json").read_text())
+    assert metrics["steps"] == 4 * 512 // 64 and "test/r2" in metrics
+    assert "weather_3pm" in resumed.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "expected"),
+    [
+        ("catbrain-train", ["experiment=no_such_experiment"], "experiment/no_such_experiment"),
+        ("catbrain-train", ["optimizer=nesterov"], "optimizer/nesterov"),
+        ("catbrain-train", ["data.no_such_key=1"], "no_such_key"),
+        ("catbrain-train", ["ckpt_path=missing.ckpt"], "ckpt_path='missing.ckpt' does not exist"),
+        ("catbrain-eval", ["ckpt_path=missing.ckpt"], "ckpt_path='missing.ckpt' does not exist"),
+        ("catbrain-eval", [], "ckpt_path"),
+        ("catbrain-predict", ["ckpt_path=missing.ckpt", "input=[[1, 2]]"], "does not exist"),
+        ("catbrain-predict", ["input=[[1, 2]]"], "ckpt_path=... is required"),
+        ("catbrain-predict", ["ckpt_path=x", "inputs=[[1, 2]]"], "unknown argument 'inputs=[[1, 2]]'"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_nonzero_exit(command, arguments, expected, tmp_path):
+    result = run_cli(command, *arguments, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{command}: error:") and expected in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["input=[[0.9, 0.8, 0.1]]"], "input row 1 has 3 values; the model takes 2 (hardness, sharpness)"),
+        (['input=[[0.9, "sharp"]]'], "input row 1, sharpness: 'sharp' is not a number"),
+        (["input=[[0.9, NaN]]"], "is not a finite number"),
+        (["input=[[0.9, 0.8]"], "input is not valid JSON"),
+        (["input=[[0.9, 0.8]]", "format=xml"], "format='xml' is not one of ['text', 'json']"),
+        (["input_path=nowhere.csv"], "input_path='nowhere.csv' does not exist"),
+    ],
+)
+def test_bad_prediction_input_is_refused_in_one_line(trained, arguments, expected, tmp_path):
+    result = run_cli("catbrain-predict", f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}", *arguments, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"catbrain-predict: error: {expected}"] or expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_modules_run_with_python_dash_m(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "catbrain.predict", "format=json"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "ckpt_path=... is required" in result.stderr

@@ -1,0 +1,101 @@
+"""Every option of every config group composes, and every ``_target_`` fits its callable's signature."""
+
+import inspect
+from pathlib import Path
+
+import pytest
+from hydra.utils import get_object, instantiate
+from omegaconf import OmegaConf
+
+from catbrain.config import config_dir
+from tests.conftest import compose_config
+
+CONF = Path(config_dir())
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+OPTIONS = [(group, option.stem) for group in GROUPS for option in sorted((CONF / group).glob("*.yaml"))]
+# Options that only make sense beside another experiment than the default cat_threat.
+CONTEXT = {
+    ("data", "weather"): "weather_3pm",
+    ("model", "linear"): "weather_3pm",
+    ("model", "mlp"): "weather_3pm",
+    ("task", "regression"): "weather_3pm",
+    ("task", "classification"): "cat_softmax",
+}
+# Arguments the entry points pass at call time rather than through the config.
+SUPPLIED_AT_CALL = {"trainer": {"callbacks": [], "logger": False}}
+
+
+def targets(node, path=""):
+    """Every (path, node) below ``node`` that has a ``_target_``."""
+    if isinstance(node, dict):
+        if "_target_" in node:
+            yield path, node
+        for key, value in node.items():
+            yield from targets(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from targets(value, f"{path}[{i}]")
+
+
+def check_signatures(config: dict) -> int:
+    checked = 0
+    for path, node in targets(config):
+        target = get_object(node["_target_"])
+        arguments = {k: v for k, v in node.items() if not k.startswith("_")}
+        arguments.update(SUPPLIED_AT_CALL.get(path, {}))
+        signature = inspect.signature(target)
+        try:
+            (signature.bind_partial if node.get("_partial_") else signature.bind)(**arguments)
+        except TypeError as error:
+            message = f"{path}: {node['_target_']}{signature} does not take {sorted(arguments)}: {error}"
+            raise AssertionError(message) from error
+        checked += 1
+    return checked
+
+
+def test_every_group_has_options():
+    assert set(GROUPS) >= {"data", "model", "task", "optimizer", "scheduler", "trainer", "logger", "callbacks"}
+    assert {"experiment", "debug"} <= set(GROUPS)
+    assert len(OPTIONS) >= 30
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes_and_binds_its_targets(group, option, tmp_path):
+    context = CONTEXT.get((group, option))
+    config = compose_config([f"{group}={option}", *([f"experiment={context}"] if context else [])], tmp_path)
+    resolved = OmegaConf.to_container(config, resolve=True)
+    assert check_signatures(resolved) >= 4  # at least data, world, task, trainer
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("model", [None, "mlp"])
+def test_experiment_builds_its_data_and_task(experiment, model, tmp_path):
+    overrides = [f"experiment={experiment}"] + ([f"model={model}"] if model else [])
+    if model and experiment == "cat_threat":
+        pytest.skip("the threshold task takes a ThresholdedLinear model only")
+    config = compose_config(overrides, tmp_path)
+    datamodule, task = instantiate(config.data), instantiate(config.task)
+    assert task.model.in_features == datamodule.num_features
+    if model:
+        assert type(task.model).__name__ == "MLP"
+
+
+def test_command_line_model_choice_beats_the_experiments(tmp_path):
+    config = compose_config(["experiment=weather_3pm", "model=mlp"], tmp_path)
+    assert config.model._target_ == "catbrain.models.MLP" and config.task.model._target_ == "catbrain.models.MLP"
+
+
+def test_counts_and_thresholds_flow_from_the_data_config(tmp_path):
+    config = compose_config(["data.world.delta=0.4"], tmp_path)
+    assert config.model.thresholds == [-0.4, 0.4] and config.model.in_features == 2
+    softmax = compose_config(["experiment=cat_softmax"], tmp_path)
+    assert softmax.model.out_features == 3
+    weather = compose_config(["experiment=weather_3pm"], tmp_path)
+    assert weather.model.in_features == 5
+
+
+def test_configs_are_found_from_the_source_checkout():
+    assert (CONF / "train.yaml").is_file() and (CONF / "eval.yaml").is_file()

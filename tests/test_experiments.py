@@ -1,0 +1,48 @@
+"""The shipped experiments reach what their worlds allow, trained in-process on fixed seeds."""
+
+import json
+
+import pytest
+
+from catbrain.train import train
+from tests.conftest import compose_config
+
+
+def run(experiment: str, tmp_path, quiet_run, *overrides: str) -> dict[str, float]:
+    config = compose_config([f"experiment={experiment}", *quiet_run, *overrides], tmp_path)
+    metrics = train(config)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    return metrics
+
+
+def test_weather_regressor_reaches_the_bayes_optimal_mse(tmp_path, quiet_run):
+    metrics = run("weather_3pm", tmp_path, quiet_run)
+    assert metrics["test/mse"] <= 1.05 * metrics["test/bayes_mse"]
+    # The learned rule is the world's teacher (in degrees C per unit of each raw feature).
+    assert metrics["weight/temp_today"] == pytest.approx(metrics["teacher_weight/temp_today"], abs=0.05)
+    assert metrics["weight/pressure"] == pytest.approx(metrics["teacher_weight/pressure"], abs=0.01)
+
+
+def test_softmax_classifier_nears_the_bayes_accuracy(tmp_path, quiet_run):
+    metrics = run("cat_softmax", tmp_path, quiet_run)
+    assert metrics["test/acc"] >= metrics["test/bayes_acc"] - 0.02
+    confusion = [
+        metrics[f"test/confusion/{t}/{p}"]
+        for t in ("approach", "ignore", "run_away")
+        for p in ("approach", "ignore", "run_away")
+    ]  # noqa: E501
+    assert sum(confusion) == 4000
+    # A soft cat never runs from what it should approach, nor the other way round.
+    assert metrics["test/confusion/approach/run_away"] == metrics["test/confusion/run_away/approach"] == 0
+
+
+def test_threat_score_with_sgd_and_a_scheduler(tmp_path, quiet_run):
+    metrics = run("cat_threat", tmp_path, quiet_run, "optimizer=sgd", "optimizer.lr=0.05", "scheduler=cosine")
+    assert metrics["weight/hardness"] == pytest.approx(1.0, abs=0.05)
+    assert metrics["bias"] == pytest.approx(-1.0, abs=0.05)
+
+
+def test_mlp_regressor_trains_on_the_weather(tmp_path, quiet_run):
+    metrics = run("weather_3pm", tmp_path, quiet_run, "model=mlp", "trainer.max_epochs=5")
+    assert metrics["test/mse"] <= 1.15 * metrics["test/bayes_mse"]
+    assert "weight/temp_today" not in metrics  # no linear rule to report for an MLP
