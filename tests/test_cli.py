@@ -57,6 +57,18 @@ def test_eval_on_fresh_data_differs_but_stays_close(trained, tmp_path):
     assert evaluated["test/mse"] == pytest.approx(evaluated["test/bayes_mse"], rel=0.1)
 
 
+def test_eval_on_given_test_data_from_a_csv(trained, tmp_path):
+    lines = ["sharpness,hardness,score,note"]
+    for hardness, sharpness in [(0.9, 0.8), (0.1, 0.2), (0.5, 0.6), (0.3, 0.3)]:
+        lines.append(f"{sharpness},{hardness},{hardness + sharpness - 1},seen")
+    (tmp_path / "given.csv").write_text("\n".join(lines) + "\n")
+    ckpt = f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}"
+    result = run_cli("catbrain-eval", ckpt, "data=csv", "data.test_path=given.csv", "hydra.run.dir=eval", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads((tmp_path / "eval/metrics.json").read_text())
+    assert evaluated["test/mse"] < 0.01 and evaluated["test/decision_acc"] == 1.0
+
+
 def test_predict_names_the_cats_decision(trained, tmp_path):
     ckpt = f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}"
     result = run_cli("catbrain-predict", ckpt, "input=[[0.9, 0.8], [0.1, 0.2]]", cwd=tmp_path)
@@ -126,7 +138,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(command, arguments, expected, 
         (["input=[[0.9, NaN]]"], "is not a finite number"),
         (["input=[[0.9, 0.8]"], "input is not valid JSON"),
         (["input=[[0.9, 0.8]]", "format=xml"], "format='xml' is not one of ['text', 'json']"),
-        (["input_path=nowhere.csv"], "input_path='nowhere.csv' does not exist"),
+        (["input_path=nowhere.csv"], "nowhere.csv does not exist or is not a file"),
     ],
 )
 def test_bad_prediction_input_is_refused_in_one_line(trained, arguments, expected, tmp_path):

@@ -15,11 +15,13 @@ GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
 OPTIONS = [(group, option.stem) for group in GROUPS for option in sorted((CONF / group).glob("*.yaml"))]
 # Options that only make sense beside another experiment than the default cat_threat.
 CONTEXT = {
-    ("data", "weather"): "weather_3pm",
-    ("model", "linear"): "weather_3pm",
-    ("model", "mlp"): "weather_3pm",
-    ("task", "regression"): "weather_3pm",
-    ("task", "classification"): "cat_softmax",
+    ("data", "weather"): ["experiment=weather_3pm"],
+    ("data", "cat_decisions"): ["experiment=cat_softmax"],
+    ("data", "csv"): ["experiment=weather_3pm", "data.features=[a,b]", "data.target=y", "data.path=yours.csv"],
+    ("model", "linear"): ["experiment=weather_3pm"],
+    ("model", "mlp"): ["experiment=weather_3pm"],
+    ("task", "regression"): ["experiment=weather_3pm"],
+    ("task", "classification"): ["experiment=cat_softmax"],
 }
 # Arguments the entry points pass at call time rather than through the config.
 SUPPLIED_AT_CALL = {"trainer": {"callbacks": [], "logger": False}}
@@ -61,8 +63,7 @@ def test_every_group_has_options():
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_binds_its_targets(group, option, tmp_path):
-    context = CONTEXT.get((group, option))
-    config = compose_config([f"{group}={option}", *([f"experiment={context}"] if context else [])], tmp_path)
+    config = compose_config([f"{group}={option}", *CONTEXT.get((group, option), [])], tmp_path)
     resolved = OmegaConf.to_container(config, resolve=True)
     assert check_signatures(resolved) >= 4  # at least data, world, task, trainer
 

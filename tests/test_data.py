@@ -9,7 +9,7 @@ def cat_data(**overrides) -> WorldDataModule:
     arguments = dict(
         world=CatWorld(),
         targets=["score", "decision"],
-        feature_names=["hardness", "sharpness"],
+        features=["hardness", "sharpness"],
         class_names=["approach", "ignore", "run_away"],
         n_train=300,
         n_val=100,
@@ -57,7 +57,7 @@ def test_validation_and_test_batches_keep_order():
 
 def test_standardisation_is_fitted_on_the_training_split():
     datamodule = WorldDataModule(
-        world=WeatherWorld(), targets=["temp_tomorrow"], feature_names=list(WeatherWorld.feature_names),
+        world=WeatherWorld(), targets=["temp_tomorrow"], features=list(WeatherWorld.feature_names),
         n_train=2000, n_val=10, n_test=10, seed=0, batch_size=64, standardize=True,
     )  # fmt: skip
     datamodule.setup("fit")
@@ -78,7 +78,7 @@ def test_reference_metrics_are_the_bayes_predictors_scores():
     [
         ({"n_train": 0}, "data.n_train must be a positive integer, got 0"),
         ({"batch_size": -4}, "data.batch_size must be a positive integer, got -4"),
-        ({"feature_names": ["a", "b", "c"]}, "data.feature_names"),
+        ({"features": ["a", "b", "c"]}, "data.features"),
         ({"class_names": ["yes", "no"]}, "data.class_names"),
     ],
 )

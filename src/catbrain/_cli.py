@@ -24,9 +24,11 @@ def fail(prog: str, message: str, code: int = 2) -> NoReturn:
 @contextmanager
 def errors_as_one_line(prog: str) -> Iterator[None]:
     """Turn any exception into one line on stderr and a non-zero exit (``HYDRA_FULL_ERROR=1`` shows tracebacks)."""
+    from catbrain.data.table import TableError
+
     try:
         yield
-    except UsageError as error:
+    except (UsageError, TableError) as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         fail(prog, str(error), code=2)
@@ -93,7 +95,13 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
         injected: list[str] = []
         if ckpt_values and ckpt_values[-1] not in ("", "null"):
             stored = load_checkpoint(ckpt_values[-1])["catbrain"].get("overrides", [])
-            injected = [o for o in stored if override_key(o) not in user_keys | {"ckpt_path"}]
+            # A group the user chose anew (data=csv) takes none of the stored values below it (data.n_train=...).
+            replaced = tuple(f"{key}." for key in user_keys)
+            injected = [
+                o
+                for o in stored
+                if override_key(o) not in user_keys | {"ckpt_path"} and not override_key(o).startswith(replaced)
+            ]
         special = args.multirun or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
         if not special and not args.config_dir and not args.config_name:
             from hydra.errors import HydraException

@@ -3,6 +3,7 @@
     catbrain-eval ckpt_path=outputs/train/.../checkpoints/best.ckpt
     catbrain-eval ckpt_path=... data.seed=7 data.n_test=100000     # new data, same world
     catbrain-eval ckpt_path=... data.world.skew=[4,4]             # a shifted world
+    catbrain-eval ckpt_path=... data=csv data.test_path=mine.csv   # your own test data
 
 The run's own config comes from the checkpoint; overrides change it, not replace it.
 """
@@ -12,10 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from catbrain import _cli
 from catbrain.config import config_dir
+
+
+def use_checkpoint_columns(cfg: DictConfig, info: dict) -> None:
+    """Given data (``data=csv data.test_path=...``) is read with the columns and classes the model was trained on."""
+    cfg.data.task = "classification" if info["kind"] == "classification" else "regression"
+    for key, value in [("features", info["feature_names"]), ("target", info["target_name"])]:
+        if OmegaConf.is_missing(cfg.data, key):
+            cfg.data[key] = value
+    if info.get("class_names") and cfg.data.task == "classification":
+        cfg.data.class_names = info["class_names"]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -25,8 +36,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     from catbrain import runs
 
-    checkpoint = _cli.load_checkpoint(cfg.ckpt_path)
     runs.quiet_lightning()
+    checkpoint = _cli.load_checkpoint(cfg.ckpt_path)
+    # The model is the checkpoint's own: its weights fit it whatever the data config says now.
+    cfg.model = OmegaConf.create(checkpoint["catbrain"]["config"]["model"])
+    if cfg.data._target_ == "catbrain.data.CsvDataModule":
+        use_checkpoint_columns(cfg, checkpoint["catbrain"])
     run_dir = Path(cfg.run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -35,7 +50,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         task.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
         raise _cli.UsageError(
-            f"ckpt_path={cfg.ckpt_path!r} does not fit the configured model {cfg.model._target_}: {error}"
+            f"ckpt_path={cfg.ckpt_path!r} does not fit the configured task {cfg.task._target_}: {error}"
         ) from error
     runs.save_config(cfg, run_dir)
     trainer = runs.make_trainer(cfg, with_callbacks=False)

@@ -10,16 +10,13 @@ Nothing here evaluates code from the input or the checkpoint.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from catbrain._cli import UsageError, errors_as_one_line, load_checkpoint
+from catbrain.data.table import parse_number, read_columns
 
 PROG = "catbrain-predict"
 ARGUMENTS = {
@@ -47,18 +44,6 @@ def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
     return arguments
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise UsageError(f"{where}: {value!r} is not a number")
-    try:
-        number = float(value)
-    except (ValueError, OverflowError):
-        raise UsageError(f"{where}: {value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise UsageError(f"{where}: {value!r} is not a finite number")
-    return number
-
-
 def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:
     """Rows of floats from JSON text: one row, or a list of rows, each as wide as the features."""
     try:
@@ -74,36 +59,14 @@ def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:
         if len(row) != len(feature_names):
             expected = f"{len(feature_names)} ({', '.join(feature_names)})"
             raise UsageError(f"input row {i} has {len(row)} values; the model takes {expected}")
-        rows.append([_number(value, f"input row {i}, {name}") for value, name in zip(row, feature_names)])
+        rows.append([parse_number(value, f"input row {i}, {name}") for value, name in zip(row, feature_names)])
     return rows
 
 
 def rows_from_csv(path: str, feature_names: list[str]) -> list[list[float]]:
     """Rows of floats from the feature columns of a CSV file with a header."""
-    if path == "-":
-        text, name = sys.stdin.read(), "<stdin>"
-    else:
-        file = Path(path)
-        if not file.is_file():
-            raise UsageError(f"input_path={path!r} does not exist or is not a file")
-        try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise UsageError(f"input_path={path!r} is not UTF-8 text") from None
-        name = path
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    if not header:
-        raise UsageError(f"{name} is empty; expected a header with {', '.join(feature_names)}")
-    missing = [feature for feature in feature_names if feature not in header]
-    if missing:
-        raise UsageError(f"{name} has no column {', '.join(missing)}; its header is {', '.join(header)}")
-    rows = []
-    for line, record in enumerate(reader, start=2):
-        rows.append([_number(record[feature], f"{name} line {line}, column {feature}") for feature in feature_names])
-    if not rows:
-        raise UsageError(f"{name} has a header but no rows")
-    return rows
+    columns = read_columns(path, feature_names)
+    return [list(row) for row in zip(*(columns[name] for name in feature_names))]
 
 
 def load_predictor(ckpt_path: str) -> tuple[Any, dict[str, Any], Any]:

@@ -28,6 +28,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     run_dir = Path(cfg.run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
+    if cfg.data.get("class_names", None) is None and getattr(datamodule, "class_names", None):
+        cfg.data.class_names = list(datamodule.class_names)  # found in the data: now the config says it too
     task = instantiate(cfg.task)
     resolved = runs.save_config(cfg, run_dir)
     task.run_info = {
@@ -35,6 +37,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         "overrides": [o for o in (overrides or []) if _cli.override_key(o) != "ckpt_path"],
         "kind": task.kind,
         "feature_names": list(datamodule.feature_names),
+        "target_name": datamodule.target_name,
         "class_names": getattr(task, "class_names", None),
     }
     trainer = runs.make_trainer(cfg)

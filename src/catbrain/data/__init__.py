@@ -1,6 +1,21 @@
-"""LightningDataModules over in-memory tensors."""
+"""LightningDataModules over in-memory tensors, and the CSV reader they share with ``catbrain-predict``.
 
-from catbrain.data.loading import IndexBatchSampler, TensorBatches
-from catbrain.data.world import WorldDataModule
+Exports load on first use, so reading a CSV file does not import Lightning.
+"""
 
-__all__ = ["IndexBatchSampler", "TensorBatches", "WorldDataModule"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "CsvDataModule": "catbrain.data.csv",
+    "IndexBatchSampler": "catbrain.data.loading",
+    "TensorBatches": "catbrain.data.loading",
+    "WorldDataModule": "catbrain.data.world",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'catbrain.data' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

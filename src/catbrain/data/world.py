@@ -28,7 +28,7 @@ class WorldDataModule(pl.LightningDataModule):
         self,
         world: Any,
         targets: Sequence[str],
-        feature_names: Sequence[str],
+        features: Sequence[str],
         class_names: Sequence[str] | None = None,
         n_train: int = 4000,
         n_val: int = 1000,
@@ -42,10 +42,9 @@ class WorldDataModule(pl.LightningDataModule):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"data.{name} must be a positive integer, got {value!r}")
         world_features = list(world.feature_names)
-        if len(feature_names) != len(world_features):
+        if len(features) != len(world_features):
             raise ValueError(
-                f"data.feature_names={list(feature_names)} must name the world's {len(world_features)} "
-                f"features {world_features}"
+                f"data.features={list(features)} must name the world's {len(world_features)} features {world_features}"
             )
         world_classes = getattr(world, "class_names", None)
         if class_names is not None and (world_classes is None or len(class_names) != len(world_classes)):
@@ -54,7 +53,8 @@ class WorldDataModule(pl.LightningDataModule):
             raise ValueError("data.targets must name at least one target")
         self.world = world
         self.targets = list(targets)
-        self.feature_names = list(feature_names)
+        self.target_name = self.targets[0]
+        self.feature_names = list(features)
         self.class_names = list(class_names) if class_names is not None else None
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self.seed, self.batch_size, self.standardize = seed, batch_size, standardize

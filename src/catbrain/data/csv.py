@@ -1,0 +1,157 @@
+"""Your own data: a LightningDataModule over CSV files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from catbrain.data.loading import IndexBatchSampler, TensorBatches, keep_batch
+from catbrain.data.table import read_columns
+
+TASKS = ("regression", "classification")
+
+
+class CsvDataModule(pl.LightningDataModule):
+    """Columns ``features`` predict column ``target`` of CSV files.
+
+    Give ``path`` (one file, split into train / val / test by ``val_fraction`` and
+    ``test_fraction``), or ``train_path`` (split into train / val) with ``test_path``, or
+    ``test_path`` alone (to evaluate a checkpoint). ``val_fraction=0`` validates on the training
+    data. For ``task="classification"`` the target column holds labels; ``class_names`` fixes their
+    order, else the sorted labels of the training file are the classes. The files are read and
+    checked when the module is built, before any training.
+    """
+
+    def __init__(
+        self,
+        features: Sequence[str],
+        target: str,
+        task: str = "regression",
+        path: str | None = None,
+        train_path: str | None = None,
+        test_path: str | None = None,
+        class_names: Sequence[str] | None = None,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        batch_size: int = 64,
+        standardize: bool = True,
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"data.task={task!r} is not one of {list(TASKS)}")
+        if not features:
+            raise ValueError("data.features must name at least one column")
+        if target in features:
+            raise ValueError(f"data.target={target!r} is also one of data.features")
+        if path is not None and (train_path is not None or test_path is not None):
+            raise ValueError("give data.path, or data.train_path and/or data.test_path, not both")
+        if path is None and train_path is None and test_path is None:
+            raise ValueError("data.path (or data.train_path / data.test_path) must name a CSV file")
+        for name, value in [("val_fraction", val_fraction), ("test_fraction", test_fraction)]:
+            if not 0 <= value < 1:
+                raise ValueError(f"data.{name} must be in [0, 1), got {value}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"data.batch_size must be a positive integer, got {batch_size!r}")
+        self.feature_names = list(features)
+        self.target_name = target
+        self.task = task
+        self.seed, self.batch_size, self.standardize = seed, batch_size, standardize
+        self.class_names = list(class_names) if class_names is not None else None
+
+        tables = {}
+        for split_name, file in [("all", path), ("train", train_path), ("test", test_path)]:
+            if file is not None:
+                tables[split_name] = self._read(file)
+        if self.task == "classification" and self.class_names is None:
+            self.class_names = sorted(set(next(iter(tables.values()))["labels"]))
+        self.splits = self._split(tables, val_fraction, test_fraction)
+        self.input_mean = self.input_std = self.target_mean = self.target_std = None
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    def _read(self, file: str) -> dict[str, torch.Tensor]:
+        is_label = self.task == "classification"
+        columns = read_columns(file, self.feature_names + ([] if is_label else [self.target_name]),
+                               [self.target_name] if is_label else [])  # fmt: skip
+        features = torch.tensor([columns[f] for f in self.feature_names], dtype=torch.float32).T.contiguous()
+        if is_label:
+            return {"features": features, "labels": columns[self.target_name]}
+        return {"features": features, "target": torch.tensor(columns[self.target_name], dtype=torch.float32)}
+
+    def _encode(self, table: dict) -> dict[str, torch.Tensor]:
+        if "labels" not in table:
+            return table
+        index = {name: i for i, name in enumerate(self.class_names)}
+        unknown = sorted(set(table["labels"]) - set(index))
+        if unknown:
+            raise ValueError(f"data.target={self.target_name!r} has labels {unknown} outside {self.class_names}")
+        target = torch.tensor([index[label] for label in table["labels"]], dtype=torch.long)
+        return {"features": table["features"], "target": target}
+
+    def _split(self, tables: dict, val_fraction: float, test_fraction: float) -> dict[str, dict[str, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed)
+        tables = {name: self._encode(table) for name, table in tables.items()}
+
+        def take(table: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {key: value[index] for key, value in table.items()}
+
+        splits: dict[str, dict[str, torch.Tensor]] = {}
+        source = tables.get("all", tables.get("train"))
+        if source is not None:
+            n = len(source["features"])
+            order = torch.randperm(n, generator=generator)
+            n_test = round(n * test_fraction) if "all" in tables else 0
+            n_val = round(n * val_fraction)
+            if n - n_test - n_val < 1:
+                raise ValueError(f"data: {n} rows leave no training data with these fractions")
+            if n_test:
+                splits["test"] = take(source, order[:n_test])
+            splits["train"] = take(source, order[n_test + n_val :])
+            splits["val"] = take(source, order[n_test : n_test + n_val]) if n_val else splits["train"]
+        if "test" in tables:
+            splits["test"] = tables["test"]
+        return splits
+
+    def setup(self, stage: str | None = None) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        for split in self.splits.values():
+            for key, value in split.items():
+                split[key] = value.to(device)
+        if self.standardize and "train" in self.splits:
+            train = self.splits["train"]
+            self.input_mean = train["features"].mean(0).cpu()
+            self.input_std = train["features"].std(0).nan_to_num(1.0).clamp_min(1e-8).cpu()
+            if self.task == "regression":
+                self.target_mean = train["target"].mean().cpu()
+                self.target_std = train["target"].std().nan_to_num(1.0).clamp_min(1e-8).cpu()
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.splits:
+            raise ValueError(f"data: no {split} split; give data.path or data.train_path")
+        data = self.splits[split]
+        dataset = TensorBatches(data["features"], data["target"])
+        sampler = IndexBatchSampler(len(dataset), self.batch_size, shuffle=shuffle, seed=self.seed)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=keep_batch)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def teacher(self) -> None:
+        """Real data has no known teacher."""
+        return None
+
+    def reference_metrics(self, split: str = "test") -> dict[str, float]:
+        """Real data has no known Bayes-optimal predictor."""
+        return {}

@@ -1,0 +1,73 @@
+"""Read named columns of a CSV file, refusing anything malformed with a message that names the place.
+
+Plain ``csv`` parsing and ``float()``: nothing in a file is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class TableError(ValueError):
+    """A CSV file that cannot be used; the message names the file, line and column."""
+
+
+def parse_number(text: object, where: str) -> float:
+    """``text`` as a finite float, or a :class:`TableError` naming ``where``."""
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise TableError(f"{where}: {text!r} is not a number")
+    try:
+        number = float(text)
+    except (ValueError, OverflowError):
+        raise TableError(f"{where}: {text!r} is not a number") from None
+    if not math.isfinite(number):
+        raise TableError(f"{where}: {text!r} is not a finite number")
+    return number
+
+
+def read_columns(path: str | Path, numeric: Sequence[str], labels: Sequence[str] = ()) -> dict[str, list]:
+    """The ``numeric`` columns as floats and the ``labels`` columns as stripped strings, by header name.
+
+    ``path`` may be ``-`` for standard input. Other columns are ignored.
+    """
+    name = "<stdin>" if str(path) == "-" else str(path)
+    if str(path) == "-":
+        text = sys.stdin.read()
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise TableError(f"{name} does not exist or is not a file")
+        try:
+            text = file.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise TableError(f"{name} is not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text))
+    header = [cell.strip() for cell in next(reader, [])]
+    wanted = [*numeric, *labels]
+    if not any(header):
+        raise TableError(f"{name} is empty; expected a header naming {', '.join(wanted)}")
+    missing = [column for column in wanted if column not in header]
+    if missing:
+        raise TableError(f"{name} has no column {', '.join(missing)}; its header is {', '.join(header)}")
+    position = {column: header.index(column) for column in wanted}
+    columns: dict[str, list] = {column: [] for column in wanted}
+    for line, record in enumerate(reader, start=2):
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            raise TableError(f"{name} line {line} has {len(record)} fields; the header has {len(header)}")
+        for column in numeric:
+            columns[column].append(parse_number(record[position[column]], f"{name} line {line}, column {column}"))
+        for column in labels:
+            label = record[position[column]].strip()
+            if not label:
+                raise TableError(f"{name} line {line}, column {column} is empty")
+            columns[column].append(label)
+    if not columns[wanted[0]]:
+        raise TableError(f"{name} has a header but no rows")
+    return columns
