@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -25,10 +26,11 @@ def fail(prog: str, message: str, code: int = 2) -> NoReturn:
 def errors_as_one_line(prog: str) -> Iterator[None]:
     """Turn any exception into one line on stderr and a non-zero exit (``HYDRA_FULL_ERROR=1`` shows tracebacks)."""
     from catbrain.data.table import TableError
+    from catbrain.validation import ConfigError
 
     try:
         yield
-    except (UsageError, TableError) as error:
+    except (UsageError, TableError, ConfigError) as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         fail(prog, str(error), code=2)
@@ -79,7 +81,8 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
 
     With ``ckpt_path=...`` the checkpoint's training overrides are added (the user's own win), so
     evaluating or resuming a run needs no repetition of how it was configured. Then, for a single
-    run, the config is composed once up front, so an unknown option fails before any work.
+    run, the config is composed and validated once up front, so an unknown option or a bad value
+    fails before any work and before the run directory is made.
     """
     from hydra._internal.utils import get_args_parser
 
@@ -106,9 +109,16 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
         if not special and not args.config_dir and not args.config_name:
             from hydra.errors import HydraException
 
+            from catbrain.validation import validate
+
+            # Validation imports Lightning, which would give itself a stderr handler if logging had
+            # none yet; with one in place its messages reach the run's log once Hydra sets it up.
+            if not logging.getLogger().handlers:
+                logging.getLogger().addHandler(logging.NullHandler())
             try:
-                compose(config_name, overrides + injected)
+                composed = compose(config_name, overrides + injected)
             except HydraException as error:
                 raise UsageError(str(error).split("Config search path")[0]) from None
+            validate(composed)
     sys.argv = [sys.argv[0], *argv, *injected]
     app()

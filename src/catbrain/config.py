@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -18,11 +19,14 @@ def config_dir() -> str:
 
 
 def register_resolvers() -> None:
-    """``${len:list}`` and ``${neg:number}``, so counts and thresholds flow from the data config."""
+    """``${len:list}`` and ``${neg:number}``, so counts and thresholds flow from the data config;
+    ``${pid:}``, the process id, so that runs started in the same second get their own directories."""
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda items: len(items))
     if not OmegaConf.has_resolver("neg"):
         OmegaConf.register_new_resolver("neg", lambda value: -value)
+    if not OmegaConf.has_resolver("pid"):
+        OmegaConf.register_new_resolver("pid", lambda: os.getpid())
 
 
 register_resolvers()

@@ -35,11 +35,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from hydra.utils import instantiate
 
     from catbrain import runs
+    from catbrain.validation import validate
 
     runs.quiet_lightning()
     checkpoint = _cli.load_checkpoint(cfg.ckpt_path)
     # The model is the checkpoint's own: its weights fit it whatever the data config says now.
     cfg.model = OmegaConf.create(checkpoint["catbrain"]["config"]["model"])
+    validate(cfg)
     if cfg.data._target_ == "catbrain.data.CsvDataModule":
         use_checkpoint_columns(cfg, checkpoint["catbrain"])
     run_dir = Path(cfg.run_dir)

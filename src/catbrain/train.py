@@ -23,7 +23,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     from hydra.utils import instantiate
 
     from catbrain import runs
+    from catbrain.validation import validate
 
+    validate(cfg)
     runs.quiet_lightning()
     run_dir = Path(cfg.run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

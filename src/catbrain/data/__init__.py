@@ -7,6 +7,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
+    "BatchLoader": "catbrain.data.loading",
     "CsvDataModule": "catbrain.data.csv",
     "IndexBatchSampler": "catbrain.data.loading",
     "TensorBatches": "catbrain.data.loading",

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
-from catbrain.data.loading import IndexBatchSampler, TensorBatches, keep_batch
+from catbrain.data.loading import BatchLoader, batches_done_in_epoch
 from catbrain.data.table import read_columns
 
 TASKS = ("regression", "classification")
@@ -131,21 +130,20 @@ class CsvDataModule(pl.LightningDataModule):
                 self.target_mean = train["target"].mean().cpu()
                 self.target_std = train["target"].std().nan_to_num(1.0).clamp_min(1e-8).cpu()
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> BatchLoader:
         if split not in self.splits:
             raise ValueError(f"data: no {split} split; give data.path or data.train_path")
         data = self.splits[split]
-        dataset = TensorBatches(data["features"], data["target"])
-        sampler = IndexBatchSampler(len(dataset), self.batch_size, shuffle=shuffle, seed=self.seed)
-        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=keep_batch)
+        tensors = (data["features"], data["target"])
+        return BatchLoader(tensors, self.batch_size, shuffle, self.seed, batches_done_in_epoch(self))
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> BatchLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> BatchLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> BatchLoader:
         return self._loader("test", shuffle=False)
 
     def teacher(self) -> None:

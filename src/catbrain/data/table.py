@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 class TableError(ValueError):
     """A CSV file that cannot be used; the message names the file, line and column."""
@@ -19,7 +21,11 @@ class TableError(ValueError):
 
 def parse_number(text: object, where: str) -> float:
     """``text`` as a finite float, or a :class:`TableError` naming ``where``."""
-    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+    if (
+        isinstance(text, bool)
+        or not isinstance(text, (int, float, str))
+        or (isinstance(text, str) and not text.isascii())
+    ):
         raise TableError(f"{where}: {text!r} is not a number")
     try:
         number = float(text)
@@ -27,6 +33,8 @@ def parse_number(text: object, where: str) -> float:
         raise TableError(f"{where}: {text!r} is not a number") from None
     if not math.isfinite(number):
         raise TableError(f"{where}: {text!r} is not a finite number")
+    if abs(number) > FLOAT32_MAX:
+        raise TableError(f"{where}: {text!r} is beyond the float32 range (+-{FLOAT32_MAX:.3g})")
     return number
 
 

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
-from catbrain.data.loading import IndexBatchSampler, TensorBatches, keep_batch
+from catbrain.data.loading import BatchLoader, batches_done_in_epoch
 
 SPLITS = ("train", "val", "test")
 
@@ -91,19 +90,18 @@ class WorldDataModule(pl.LightningDataModule):
                 self.target_mean = train_target.mean().cpu()
                 self.target_std = train_target.std().clamp_min(1e-8).cpu()
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> BatchLoader:
         data = self.splits[split]
-        dataset = TensorBatches(data["features"], *(data[t] for t in self.targets))
-        sampler = IndexBatchSampler(len(dataset), self.batch_size, shuffle=shuffle, seed=self.seed)
-        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=keep_batch)
+        tensors = (data["features"], *(data[t] for t in self.targets))
+        return BatchLoader(tensors, self.batch_size, shuffle, self.seed, batches_done_in_epoch(self))
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> BatchLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> BatchLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> BatchLoader:
         return self._loader("test", shuffle=False)
 
     def teacher(self) -> tuple[torch.Tensor, float] | None:

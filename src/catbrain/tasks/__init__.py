@@ -1,8 +1,8 @@
 """LightningModules: what to learn (loss, metrics) around a plain ``nn.Module``."""
 
-from catbrain.tasks.base import Task
+from catbrain.tasks.base import DivergenceError, Task
 from catbrain.tasks.classification import ClassificationTask
 from catbrain.tasks.regression import RegressionTask
 from catbrain.tasks.threshold import ThresholdTask
 
-__all__ = ["ClassificationTask", "RegressionTask", "Task", "ThresholdTask"]
+__all__ = ["ClassificationTask", "DivergenceError", "RegressionTask", "Task", "ThresholdTask"]

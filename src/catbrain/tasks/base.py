@@ -16,6 +16,10 @@ SchedulerFactory = Callable[[Optimizer], Any]
 STAGES = ("train", "val", "test")
 
 
+class DivergenceError(ArithmeticError):
+    """The training loss stopped being a finite number."""
+
+
 class Task(pl.LightningModule):
     """Trains ``model`` on batches ``(features, target, ...)``.
 
@@ -81,6 +85,13 @@ class Task(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self._step("train", batch)
+        if not torch.isfinite(loss):
+            # Stop before the optimizer step: the weights and the last checkpoint stay as they were.
+            raise DivergenceError(
+                f"train/loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}); training stopped with the earlier checkpoints kept. "
+                f"Try a smaller optimizer.lr."
+            )
         if self.global_step % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss.detach(), prog_bar=True)
         return loss

@@ -1,0 +1,118 @@
+"""Check a composed config before any work: each problem is one line naming the key, its value and what is allowed.
+
+Values are checked where a typo would otherwise cost a run (non-positive sizes and rates,
+unordered thresholds, a model whose input size disagrees with the data), and every ``_target_``
+node is bound to its callable's signature, without building anything, so a misspelt argument
+fails here rather than after the data is generated.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+# Arguments the entry points pass at call time rather than through the config.
+SUPPLIED_AT_CALL = {"trainer": {"callbacks", "logger"}}
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key, the value and what is allowed."""
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    """The resolved value at ``key``, or ``None`` when the key is absent or cannot be resolved here."""
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    except OmegaConfBaseException:
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive_int(cfg: DictConfig, key: str) -> None:
+    value = _value(cfg, key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ConfigError(f"{key}={value!r}: must be a positive integer")
+
+
+def _number_at_least(cfg: DictConfig, key: str, low: float, strict: bool) -> None:
+    value = _value(cfg, key)
+    if value is None:
+        return
+    if not _is_number(value) or (value <= low if strict else value < low):
+        raise ConfigError(f"{key}={value!r}: must be a number {'>' if strict else '>='} {low:g}")
+
+
+def check_values(cfg: DictConfig) -> None:
+    for key in ("data.n_train", "data.n_val", "data.n_test", "data.batch_size", "model.in_features"):
+        _positive_int(cfg, key)
+    _number_at_least(cfg, "optimizer.lr", 0.0, strict=True)
+    _number_at_least(cfg, "data.world.delta", 0.0, strict=False)
+    _number_at_least(cfg, "data.world.noise_std", 0.0, strict=False)
+    for key in ("data.val_fraction", "data.test_fraction"):
+        value = _value(cfg, key)
+        if value is not None and not (_is_number(value) and 0 <= value < 1):
+            raise ConfigError(f"{key}={value!r}: must be a number in [0, 1)")
+    max_epochs = _value(cfg, "trainer.max_epochs")
+    if max_epochs is not None and (not isinstance(max_epochs, int) or (max_epochs < 1 and max_epochs != -1)):
+        raise ConfigError(f"trainer.max_epochs={max_epochs!r}: must be a positive integer (or -1 for no limit)")
+
+    thresholds = _value(cfg, "model.thresholds")
+    if thresholds is not None:
+        if not isinstance(thresholds, list) or not thresholds or not all(_is_number(t) for t in thresholds):
+            raise ConfigError(f"model.thresholds={thresholds!r}: must be a list of numbers")
+        if any(low >= high for low, high in zip(thresholds, thresholds[1:])):
+            raise ConfigError(f"model.thresholds={thresholds}: must be strictly increasing")
+
+    in_features, features = _value(cfg, "model.in_features"), _value(cfg, "data.features")
+    if isinstance(in_features, int) and isinstance(features, list) and in_features != len(features):
+        raise ConfigError(f"model.in_features={in_features}: must equal the {len(features)} data.features {features}")
+
+
+def _targets(node: Any, path: str = ""):
+    if isinstance(node, dict):
+        if "_target_" in node:
+            yield path, node
+        for key, value in node.items():
+            yield from _targets(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _targets(value, f"{path}[{i}]")
+
+
+def check_signatures(cfg: DictConfig) -> int:
+    """Bind the keys of every ``_target_`` node to its callable's signature; return how many were checked."""
+    from hydra.utils import get_object
+
+    checked = 0
+    for path, node in _targets(OmegaConf.to_container(cfg, resolve=False)):
+        target = node["_target_"]
+        try:
+            call = get_object(target)
+        except Exception as error:
+            raise ConfigError(f"{path}._target_={target!r}: cannot be imported ({error})") from None
+        arguments = {key: None for key in node if not key.startswith("_")}
+        arguments.update(dict.fromkeys(SUPPLIED_AT_CALL.get(path, ())))
+        try:
+            signature = inspect.signature(call)
+        except (TypeError, ValueError):
+            continue
+        try:
+            (signature.bind_partial if node.get("_partial_") else signature.bind)(**arguments)
+        except TypeError as error:
+            raise ConfigError(f"{path}: {target} does not take these arguments ({error})") from None
+        checked += 1
+    return checked
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first problem found in ``cfg``."""
+    check_values(cfg)
+    check_signatures(cfg)

@@ -1,0 +1,30 @@
+"""Callbacks that break a run on purpose, for the reliability tests (used through +callbacks.NAME=...)."""
+
+import os
+import signal
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+
+class KillOnce(pl.Callback):
+    """SIGKILL the process after training step ``step``, the first time only (``marker`` remembers)."""
+
+    def __init__(self, step: int, marker: str) -> None:
+        self.step, self.marker = step, Path(marker)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and not self.marker.exists():
+            self.marker.write_text("killed")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class PoisonBatchAt(pl.Callback):
+    """Make the targets of the batch at training step ``step`` infinite, so that the loss blows up."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            batch[1].fill_(float("inf"))

@@ -1,0 +1,214 @@
+"""A run finishes or fails loudly with its last good state kept; a resumed run ends where an uninterrupted one would."""
+
+import json
+import os
+import pickle
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from catbrain import checkpoint_io
+from catbrain._cli import load_checkpoint
+from catbrain.train import train
+from catbrain.validation import ConfigError, validate
+from tests.conftest import BIN, compose_config, run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["experiment=weather_3pm", "data.n_train=640", "data.n_val=128", "data.n_test=256", "data.batch_size=64",
+         "trainer.log_every_n_steps=5"]  # fmt: skip
+
+
+def run_with_test_callbacks(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [str(BIN / "catbrain-train"), *arguments], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+# 1. Config validation before any work ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer.lr=-0.1"], "optimizer.lr=-0.1: must be a number > 0"),
+        (["optimizer.lr=0"], "optimizer.lr=0: must be a number > 0"),
+        (["data.batch_size=0"], "data.batch_size=0: must be a positive integer"),
+        (["data.n_train=-5"], "data.n_train=-5: must be a positive integer"),
+        (["data.n_train=many"], "data.n_train='many': must be a positive integer"),
+        (["data.world.delta=-0.25"], "data.world.delta=-0.25: must be a number >= 0"),
+        (["model.thresholds=[0.5,-0.5]"], "model.thresholds=[0.5, -0.5]: must be strictly increasing"),
+        (["model.thresholds=[0.1,0.1]"], "must be strictly increasing"),
+        (["model.in_features=3"], "model.in_features=3: must equal the 2 data.features"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be a positive integer"),
+        (["+model.hidden_size=4"], "unexpected keyword argument 'hidden_size'"),
+        (["experiment=weather_3pm", "data.val_fraction=2"], None),  # not a key of the weather data: compose fails
+    ],
+)
+def test_bad_values_are_named_before_any_work(overrides, message, tmp_path):
+    if message is None:
+        with pytest.raises(Exception, match="val_fraction"):
+            compose_config(overrides, tmp_path)
+        return
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config(overrides, tmp_path))
+    assert message in str(error.value)
+
+
+def test_every_shipped_experiment_validates(tmp_path):
+    for experiment in ("cat_threat", "cat_softmax", "weather_3pm"):
+        validate(compose_config([f"experiment={experiment}"], tmp_path))
+
+
+@pytest.mark.parametrize(
+    "override", ["optimizer.lr=-1", "data.batch_size=0", "model.thresholds=[0.3,-0.3]", "optimizer=rmsprop"]
+)
+def test_a_bad_config_writes_nothing(override, tmp_path):
+    result = run_cli("catbrain-train", override, "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and override.split("=")[0] in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+# 2. Divergence -----------------------------------------------------------------------------------
+def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(tmp_path):
+    result = run_with_test_callbacks(
+        *SMALL, "trainer.max_epochs=5", "callbacks=model_checkpoint",
+        "callbacks.last_checkpoint.every_n_train_steps=5",
+        "+callbacks.poison._target_=tests.helpers.PoisonBatchAt", "+callbacks.poison.step=12",
+        "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "DivergenceError" in line and "at step 12 (epoch 1, batch 2)" in line
+    last = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
+    assert last["global_step"] == 10
+    assert all(torch.isfinite(value).all() for value in last["state_dict"].values())
+    assert not (tmp_path / "run/metrics.json").exists()
+    predicted = run_cli("catbrain-predict", "ckpt_path=run/checkpoints/last.ckpt", "input=[[10, 1013, 60, 0, 1]]",
+                        "format=json", cwd=tmp_path)  # fmt: skip
+    assert predicted.returncode == 0 and -50 < json.loads(predicted.stdout)[0]["prediction"] < 50
+
+
+def test_an_exploding_learning_rate_is_caught(tmp_path):
+    result = run_cli("catbrain-train", "optimizer=sgd", "optimizer.lr=1e6", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "DivergenceError: train/loss became" in result.stderr and "optimizer.lr" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# 3. Crash and resume -----------------------------------------------------------------------------
+def test_a_run_killed_mid_epoch_resumes_to_the_same_result_bit_for_bit(tmp_path):
+    common = [*SMALL, "trainer.max_epochs=3", "callbacks=model_checkpoint",
+              "callbacks.last_checkpoint.every_n_train_steps=4", "logger=none"]  # fmt: skip
+    full = run_with_test_callbacks(*common, "hydra.run.dir=full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+
+    killer = ["+callbacks.kill._target_=tests.helpers.KillOnce", "+callbacks.kill.step=14",
+              f"+callbacks.kill.marker={tmp_path / 'killed'}"]  # fmt: skip
+    crashed = run_with_test_callbacks(*common, *killer, "hydra.run.dir=crashed", cwd=tmp_path)
+    assert crashed.returncode == -9 and (tmp_path / "killed").exists()
+    interrupted = load_checkpoint(tmp_path / "crashed/checkpoints/last.ckpt")
+    assert interrupted["global_step"] == 12 and interrupted["epoch"] == 1  # mid-epoch: 10 batches an epoch
+
+    resumed = run_with_test_callbacks("ckpt_path=crashed/checkpoints/last.ckpt", "hydra.run.dir=resumed", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    full_last = load_checkpoint(tmp_path / "full/checkpoints/last.ckpt")["state_dict"]
+    resumed_last = load_checkpoint(tmp_path / "resumed/checkpoints/last.ckpt")["state_dict"]
+    assert full_last.keys() == resumed_last.keys()
+    assert all(torch.equal(full_last[key], resumed_last[key]) for key in full_last)
+    full_metrics = json.loads((tmp_path / "full/metrics.json").read_text())
+    resumed_metrics = json.loads((tmp_path / "resumed/metrics.json").read_text())
+    for key in full_metrics:
+        if key.startswith(("test/", "weight/", "bias", "steps", "epochs")):
+            assert resumed_metrics[key] == full_metrics[key], key
+
+
+def test_checkpoints_are_replaced_atomically(tmp_path, monkeypatch):
+    io = checkpoint_io.AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+
+    def crash_midway(obj, file, *args, **kwargs):
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", crash_midway)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+# 4. Determinism ----------------------------------------------------------------------------------
+def test_same_seed_same_weights_and_metrics_other_seed_other_result(tmp_path, quiet_run):
+    def run(seed: int, name: str) -> tuple[dict, dict]:
+        run_dir = tmp_path / name
+        metrics = train(compose_config([*SMALL, "trainer.max_epochs=2", f"seed={seed}", *quiet_run], run_dir))
+        state = load_checkpoint(run_dir / "checkpoints/last.ckpt")["state_dict"]
+        return {k: v for k, v in metrics.items() if k != "fit_seconds"}, state
+
+    first, again, other = run(1, "first"), run(1, "again"), run(2, "other")
+    assert first[0] == again[0]
+    assert all(torch.equal(first[1][key], again[1][key]) for key in first[1])
+    assert first[0]["test/mse"] != other[0]["test/mse"]
+    assert not torch.equal(first[1]["model.layer.weight"], other[1]["model.layer.weight"])
+
+
+# 5. Untrusted files ------------------------------------------------------------------------------
+class Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("command", ["catbrain-predict", "catbrain-eval", "catbrain-train"])
+def test_a_checkpoint_that_runs_code_on_load_is_refused(command, tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"catbrain": {"overrides": []}, "state_dict": {}, "payload": Exploit(marker)}, evil)
+    with pytest.raises(pickle.UnpicklingError):  # the payload does run under plain pickle
+        torch.load(evil, weights_only=True)
+    arguments = [f"ckpt_path={evil}"] + (["input=[[0.5, 0.5]]"] if command == "catbrain-predict" else [])
+    result = run_cli(command, *arguments, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "was refused: it holds more than weights" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_prediction_input_is_never_evaluated(tmp_path):
+    from catbrain._cli import UsageError
+    from catbrain.predict import rows_from_json
+
+    marker = tmp_path / "pwned"
+    for text in [f"__import__('pathlib').Path('{marker}').touch()", f"[[open('{marker}', 'w'), 1]]"]:
+        with pytest.raises(UsageError):
+            rows_from_json(text, ["hardness", "sharpness"])
+    assert not marker.exists()
+
+
+# 7. Concurrent runs ------------------------------------------------------------------------------
+def test_runs_started_together_keep_their_own_directories(tmp_path):
+    tiny = ["data.n_train=128", "data.n_val=32", "data.n_test=32", "trainer.max_epochs=1", "logger=none"]
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "catbrain-train"), *tiny, f"seed={seed}"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for seed in range(3)
+    ]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+    run_dirs = sorted((tmp_path / "outputs/train").iterdir())
+    assert len(run_dirs) == 3
+    seeds = {OmegaConf.load(d / "config.yaml").seed for d in run_dirs}
+    assert seeds == {0, 1, 2}
+    assert all((d / "metrics.json").is_file() and (d / "checkpoints/best.ckpt").is_file() for d in run_dirs)
