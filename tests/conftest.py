@@ -8,18 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from catbrain.config import config_dir
+from catbrain.config import compose_config as catbrain_compose
 
 BIN = Path(sys.executable).parent
 
 
 def compose_config(overrides: list[str], run_dir: Path, config_name: str = "train") -> DictConfig:
     """The entry point's config for ``overrides``, writing into ``run_dir``."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name, overrides=[*overrides, f"run_dir={run_dir}"])
+    return catbrain_compose(overrides, run_dir, config_name)
 
 
 def run_cli(command: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -8,23 +8,25 @@ import pytorch_lightning as pl
 
 
 class KillOnce(pl.Callback):
-    """SIGKILL the process after training step ``step``, the first time only (``marker`` remembers)."""
+    """SIGKILL the process once training has reached ``step``, the first time only (``marker`` remembers)."""
 
     def __init__(self, step: int, marker: str) -> None:
         self.step, self.marker = step, Path(marker)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step and not self.marker.exists():
+        if trainer.global_step >= self.step and not self.marker.exists():
             self.marker.write_text("killed")
             os.kill(os.getpid(), signal.SIGKILL)
 
 
 class PoisonBatchAt(pl.Callback):
-    """Make the targets of the batch at training step ``step`` infinite, so that the loss blows up."""
+    """Make the targets of the batch trained on at optimizer step ``step`` infinite, so the loss blows up."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
-            batch[1].fill_(float("inf"))
+        batches = batch if isinstance(batch, list) else [batch]  # a task may take several steps per call
+        offset = self.step - trainer.global_step
+        if 0 <= offset < len(batches):
+            batches[offset][1].fill_(float("inf"))

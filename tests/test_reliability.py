@@ -100,8 +100,10 @@ def test_an_exploding_learning_rate_is_caught(tmp_path):
 
 
 # 3. Crash and resume -----------------------------------------------------------------------------
-def test_a_run_killed_mid_epoch_resumes_to_the_same_result_bit_for_bit(tmp_path):
-    common = [*SMALL, "trainer.max_epochs=3", "callbacks=model_checkpoint",
+@pytest.mark.parametrize(("steps_per_call", "saved_at"), [(1, 12), (4, 14)])
+def test_a_run_killed_mid_epoch_resumes_to_the_same_result_bit_for_bit(tmp_path, steps_per_call, saved_at):
+    # 10 batches an epoch; with 4 steps per call the calls end at steps 4, 8, 10, 14, 18, 20, ...
+    common = [*SMALL, "trainer.max_epochs=3", "callbacks=model_checkpoint", f"task.steps_per_call={steps_per_call}",
               "callbacks.last_checkpoint.every_n_train_steps=4", "logger=none"]  # fmt: skip
     full = run_with_test_callbacks(*common, "hydra.run.dir=full", cwd=tmp_path)
     assert full.returncode == 0, full.stderr
@@ -111,14 +113,15 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result_bit_for_bit(tmp_path)
     crashed = run_with_test_callbacks(*common, *killer, "hydra.run.dir=crashed", cwd=tmp_path)
     assert crashed.returncode == -9 and (tmp_path / "killed").exists()
     interrupted = load_checkpoint(tmp_path / "crashed/checkpoints/last.ckpt")
-    assert interrupted["global_step"] == 12 and interrupted["epoch"] == 1  # mid-epoch: 10 batches an epoch
+    assert interrupted["global_step"] == saved_at and interrupted["epoch"] == 1  # mid-epoch
 
     resumed = run_with_test_callbacks("ckpt_path=crashed/checkpoints/last.ckpt", "hydra.run.dir=resumed", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    full_last = load_checkpoint(tmp_path / "full/checkpoints/last.ckpt")["state_dict"]
-    resumed_last = load_checkpoint(tmp_path / "resumed/checkpoints/last.ckpt")["state_dict"]
-    assert full_last.keys() == resumed_last.keys()
-    assert all(torch.equal(full_last[key], resumed_last[key]) for key in full_last)
+    full_last = load_checkpoint(tmp_path / "full/checkpoints/last.ckpt")
+    resumed_last = load_checkpoint(tmp_path / "resumed/checkpoints/last.ckpt")
+    assert full_last["global_step"] == resumed_last["global_step"] == 30
+    assert full_last["state_dict"].keys() == resumed_last["state_dict"].keys()
+    assert all(torch.equal(full_last["state_dict"][k], resumed_last["state_dict"][k]) for k in full_last["state_dict"])
     full_metrics = json.loads((tmp_path / "full/metrics.json").read_text())
     resumed_metrics = json.loads((tmp_path / "resumed/metrics.json").read_text())
     for key in full_metrics:

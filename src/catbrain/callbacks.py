@@ -3,29 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
 
 
-class LastCheckpoint(ModelCheckpoint):
+class LastCheckpoint(pl.Callback):
     """Keep ``<dirpath>/last.ckpt``: the latest state, to resume from.
 
-    Saved after every epoch, or every ``every_n_train_steps`` steps (so that a killed run loses
-    fewer than N steps), and always once more when training ends, so the file is the final state.
+    Saved after every training epoch, or, with ``every_n_train_steps=N``, as soon as N optimizer
+    steps have passed since the last save (so a killed run loses fewer than N steps, also when a
+    task takes several steps per call), and always once more when training ends.
     """
 
     def __init__(self, dirpath: str, every_n_train_steps: int | None = None) -> None:
-        super().__init__(
-            dirpath=dirpath,
-            monitor=None,
-            save_top_k=0,
-            save_last=True,
-            every_n_train_steps=every_n_train_steps,
-            enable_version_counter=False,
-        )
+        if every_n_train_steps is not None and every_n_train_steps < 1:
+            raise ValueError(f"every_n_train_steps must be >= 1 or null, got {every_n_train_steps}")
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every_n_train_steps = every_n_train_steps
+        self.saved_at_step = 0
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(dirpath=str(self.path.parent), every_n_train_steps=self.every_n_train_steps)
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        self.saved_at_step = trainer.global_step
+        trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        n = self.every_n_train_steps
+        if n is not None and trainer.global_step - self.saved_at_step >= n:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.every_n_train_steps is None:
+            self._save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_end(trainer, pl_module)
-        if not trainer.sanity_checking and not trainer.fast_dev_run:
-            trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+        self._save(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"saved_at_step": self.saved_at_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.saved_at_step = state_dict.get("saved_at_step", 0)

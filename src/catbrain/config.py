@@ -18,6 +18,21 @@ def config_dir() -> str:
     raise FileNotFoundError(f"catbrain's configs are missing: looked in {PACKAGE_DIR / 'conf'} and the repository")
 
 
+def compose_config(overrides: list[str] | None = None, run_dir: str | Path | None = None, config_name: str = "train"):
+    """The config an entry point would compose for ``overrides``, for use from Python.
+
+    ``run_dir`` replaces Hydra's run directory (which only exists inside a Hydra app), e.g.
+    ``catbrain.train.train(compose_config(["experiment=weather_3pm"], "runs/first"))``.
+    """
+    from hydra import compose, initialize_config_dir
+
+    overrides = list(overrides or [])
+    if run_dir is not None:
+        overrides.append(f"run_dir={Path(run_dir).resolve()}")
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
 def register_resolvers() -> None:
     """``${len:list}`` and ``${neg:number}``, so counts and thresholds flow from the data config;
     ``${pid:}``, the process id, so that runs started in the same second get their own directories."""

@@ -12,11 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def quiet_lightning() -> None:
-    """Drop advice that does not apply here: worker count for in-memory batches, cloud-logger tips."""
+    """Drop advice that does not apply here: worker count for in-memory batches, log intervals, cloud-logger tips."""
     import logging
     import warnings
 
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # catbrain logs the step loss by optimizer steps, whatever the number of calls an epoch.
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
@@ -49,6 +51,13 @@ def make_trainer(cfg: DictConfig, with_callbacks: bool = True) -> Any:
     configured = (cfg.get("callbacks") or {}).values() if with_callbacks else []
     callbacks = [instantiate(c) for c in configured if c is not None]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    steps_per_call = cfg.get("task", {}).get("steps_per_call", 1)
+    interval = cfg.trainer.get("val_check_interval")
+    if steps_per_call > 1 and isinstance(interval, int):
+        # Lightning counts calls of training_step; the config counts optimizer steps.
+        return instantiate(
+            cfg.trainer, callbacks=callbacks, logger=logger, val_check_interval=interval // steps_per_call
+        )
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
 

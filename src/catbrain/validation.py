@@ -64,6 +64,20 @@ def check_values(cfg: DictConfig) -> None:
     if max_epochs is not None and (not isinstance(max_epochs, int) or (max_epochs < 1 and max_epochs != -1)):
         raise ConfigError(f"trainer.max_epochs={max_epochs!r}: must be a positive integer (or -1 for no limit)")
 
+    steps_per_call = _value(cfg, "task.steps_per_call")
+    if steps_per_call is not None and (not isinstance(steps_per_call, int) or steps_per_call < 1):
+        raise ConfigError(f"task.steps_per_call={steps_per_call!r}: must be a positive integer")
+    if isinstance(steps_per_call, int) and steps_per_call > 1:
+        interval = _value(cfg, "trainer.val_check_interval")
+        if isinstance(interval, int) and not isinstance(interval, bool) and interval % steps_per_call:
+            raise ConfigError(
+                f"trainer.val_check_interval={interval}: must be a multiple of task.steps_per_call={steps_per_call}"
+            )
+        for key, default in [("trainer.gradient_clip_val", None), ("trainer.accumulate_grad_batches", 1)]:
+            value = _value(cfg, key)
+            if value not in (None, default):
+                raise ConfigError(f"{key}={value}: needs task.steps_per_call=1 (it is {steps_per_call})")
+
     thresholds = _value(cfg, "model.thresholds")
     if thresholds is not None:
         if not isinstance(thresholds, list) or not thresholds or not all(_is_number(t) for t in thresholds):

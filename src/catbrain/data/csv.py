@@ -38,6 +38,7 @@ class CsvDataModule(pl.LightningDataModule):
         seed: int = 0,
         batch_size: int = 64,
         standardize: bool = True,
+        batches_per_call: int = 1,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -59,6 +60,7 @@ class CsvDataModule(pl.LightningDataModule):
         self.target_name = target
         self.task = task
         self.seed, self.batch_size, self.standardize = seed, batch_size, standardize
+        self.batches_per_call = batches_per_call
         self.class_names = list(class_names) if class_names is not None else None
 
         tables = {}
@@ -135,7 +137,12 @@ class CsvDataModule(pl.LightningDataModule):
             raise ValueError(f"data: no {split} split; give data.path or data.train_path")
         data = self.splits[split]
         tensors = (data["features"], data["target"])
-        return BatchLoader(tensors, self.batch_size, shuffle, self.seed, batches_done_in_epoch(self))
+        if shuffle:  # training: the optimizer's batch size, grouped as the task asks
+            return BatchLoader(
+                tensors, self.batch_size, True, self.seed, self.batches_per_call, batches_done_in_epoch(self)
+            )
+        # evaluation: batch size does not change the metrics, so take big batches
+        return BatchLoader(tensors, self.batch_size * self.batches_per_call, False)
 
     def train_dataloader(self) -> BatchLoader:
         return self._loader("train", shuffle=True)

@@ -67,11 +67,15 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
 class BatchLoader:
     """Iterates ``(tensor[index], ...)`` batches over tensors in memory, ready for a Lightning Trainer.
 
-    Cheaper than a ``DataLoader``: no workers, fetcher or collate, just one index per batch. It is
-    resumable: a checkpoint saved mid-epoch records where the epoch stood, and after a restart the
-    loader skips the batches already trained on, so a resumed run takes the very same steps as an
-    uninterrupted one. ``batches_done`` tells it, at restart, how many batches of the interrupted
-    epoch were already processed (the Trainer's own count).
+    Cheaper than a ``DataLoader``: no workers, fetcher or collate, just one gather per item. With
+    ``batches_per_call = K > 1`` each item is a list of K consecutive batches (gathered at once,
+    then split into views), for a task that takes K optimizer steps per Lightning call; the batches
+    and their order are the same as with ``K = 1``.
+
+    It is resumable: a checkpoint saved mid-epoch records where the epoch stood, and after a
+    restart the loader skips the items already trained on, so a resumed run takes the very same
+    steps as an uninterrupted one. ``items_done`` tells it, at restart, how many items of the
+    interrupted epoch were already processed (the Trainer's own count).
     """
 
     def __init__(
@@ -80,34 +84,46 @@ class BatchLoader:
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,
-        batches_done: Callable[[], int] | None = None,
+        batches_per_call: int = 1,
+        items_done: Callable[[], int] | None = None,
     ) -> None:
+        if batches_per_call < 1:
+            raise ValueError(f"batches_per_call must be >= 1, got {batches_per_call}")
         self.dataset = TensorBatches(*tensors)
         self.sampler = IndexBatchSampler(len(self.dataset), batch_size, shuffle=shuffle, seed=seed)
         self.batch_sampler = None  # what Lightning looks for on a DataLoader: the sampler yields whole batches
-        self.batches_done = batches_done
+        self.batches_per_call = batches_per_call
+        self.items_done = items_done
         self._skip = 0
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        return math.ceil(len(self.sampler) / self.batches_per_call)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+    def __iter__(self) -> Iterator[Any]:
         skip, self._skip = self._skip, 0
-        for position, index in enumerate(self.sampler):
-            if position >= skip:
-                yield self.dataset[index]
+        indices = iter(self.sampler)
+        for position in range(len(self)):
+            group = [index for _, index in zip(range(self.batches_per_call), indices)]
+            if position < skip:
+                continue
+            if self.batches_per_call == 1:
+                yield self.dataset[group[0]]
+                continue
+            rows = self.dataset[torch.cat(group)]
+            sizes = [len(index) for index in group]
+            yield list(zip(*(tensor.split(sizes) for tensor in rows)))
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.sampler.epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sampler.set_epoch(state["epoch"])
-        done = self.batches_done() if self.batches_done is not None else 0
+        done = self.items_done() if self.items_done is not None else 0
         self._skip = done if 0 < done < len(self) else 0
 
 
 def batches_done_in_epoch(datamodule: Any) -> Callable[[], int]:
-    """How many training batches of the current epoch the datamodule's Trainer has processed."""
+    """How many training items (calls) of the current epoch the datamodule's Trainer has processed."""
 
     def done() -> int:
         trainer = getattr(datamodule, "trainer", None)

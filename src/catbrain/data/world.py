@@ -35,6 +35,7 @@ class WorldDataModule(pl.LightningDataModule):
         seed: int = 0,
         batch_size: int = 64,
         standardize: bool = False,
+        batches_per_call: int = 1,
     ) -> None:
         super().__init__()
         for name, value in [("n_train", n_train), ("n_val", n_val), ("n_test", n_test), ("batch_size", batch_size)]:
@@ -57,6 +58,7 @@ class WorldDataModule(pl.LightningDataModule):
         self.class_names = list(class_names) if class_names is not None else None
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self.seed, self.batch_size, self.standardize = seed, batch_size, standardize
+        self.batches_per_call = batches_per_call
         self.splits: dict[str, dict[str, torch.Tensor]] = {}
         self.input_mean: torch.Tensor | None = None
         self.input_std: torch.Tensor | None = None
@@ -93,7 +95,12 @@ class WorldDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> BatchLoader:
         data = self.splits[split]
         tensors = (data["features"], *(data[t] for t in self.targets))
-        return BatchLoader(tensors, self.batch_size, shuffle, self.seed, batches_done_in_epoch(self))
+        if shuffle:  # training: the optimizer's batch size, grouped as the task asks
+            return BatchLoader(
+                tensors, self.batch_size, True, self.seed, self.batches_per_call, batches_done_in_epoch(self)
+            )
+        # evaluation: batch size does not change the metrics, so take big batches
+        return BatchLoader(tensors, self.batch_size * self.batches_per_call, False)
 
     def train_dataloader(self) -> BatchLoader:
         return self._loader("train", shuffle=True)

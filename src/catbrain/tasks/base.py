@@ -26,8 +26,14 @@ class Task(pl.LightningModule):
     Features (and a numeric target) are standardised inside the task (``input_mean``,
     ``input_std``, ``target_mean``, ``target_std``, fitted on the training split when the data
     module offers them), so the checkpoint carries the scaling and a trained task always takes
-    raw features and predicts in the target's own units. Metrics are updated every step and computed, logged
-    and reset once per epoch; the step loss is logged every ``trainer.log_every_n_steps`` steps.
+    raw features and predicts in the target's own units. Metrics are updated every call and
+    computed, logged and reset once per epoch; the step loss is logged about every
+    ``trainer.log_every_n_steps`` optimizer steps.
+
+    ``steps_per_call = K > 1`` takes K optimizer steps in each Lightning ``training_step``, on a
+    list of K batches from the loader: the same steps on the same batches as ``K = 1``, with
+    Lightning's fixed cost per call (loop, hooks, logging, metrics) paid once per K steps. Epoch
+    schedulers, ``max_steps`` and the divergence check behave as with ``K = 1``.
     """
 
     kind = "task"
@@ -37,8 +43,14 @@ class Task(pl.LightningModule):
         model: nn.Module,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
+        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
+        if not isinstance(steps_per_call, int) or steps_per_call < 1:
+            raise ValueError(f"task.steps_per_call must be a positive integer, got {steps_per_call!r}")
+        self.steps_per_call = steps_per_call
+        self.automatic_optimization = steps_per_call == 1
+        self._last_logged_step: int | None = None
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -83,8 +95,7 @@ class Task(pl.LightningModule):
         self.update_metrics(self.metrics[f"{stage}_"], output.detach(), batch)
         return loss
 
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        loss = self._step("train", batch)
+    def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
         if not torch.isfinite(loss):
             # Stop before the optimizer step: the weights and the last checkpoint stay as they were.
             raise DivergenceError(
@@ -92,9 +103,70 @@ class Task(pl.LightningModule):
                 f"batch {batch_idx}); training stopped with the earlier checkpoints kept. "
                 f"Try a smaller optimizer.lr."
             )
-        if self.global_step % self.trainer.log_every_n_steps == 0:
+
+    def _log_step_loss(self, loss: torch.Tensor) -> None:
+        every = self.trainer.log_every_n_steps
+        if self._last_logged_step is None or self.global_step - self._last_logged_step >= every:
+            self._last_logged_step = self.global_step
             self.log("train/loss_step", loss.detach(), prog_bar=True)
-        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        if self.automatic_optimization:
+            output = self(batch[0])
+            loss = self.loss(output, batch)
+            self._check_finite(loss, batch_idx)
+            self.losses["train_"].update(loss.detach(), weight=len(batch[0]))
+            self.update_metrics(self.metrics["train_"], output.detach(), batch)
+            self._log_step_loss(loss)
+            return loss
+        return self._steps(batch if isinstance(batch, list) else [batch], batch_idx)
+
+    def _steps(self, batches: list[tuple[torch.Tensor, ...]], batch_idx: int) -> None:
+        """Several optimizer steps, one per batch; metrics and logging once for all of them."""
+        optimizer = self.optimizers()
+        max_steps = self.trainer.max_steps
+        outputs, losses, taken = [], [], []
+        for position, batch in enumerate(batches):
+            if 0 <= max_steps <= self.global_step:
+                break
+            evaluated: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+            def closure(batch=batch, evaluated=evaluated, number=batch_idx * self.steps_per_call + position):
+                output = self(batch[0])
+                loss = self.loss(output, batch)
+                self._check_finite(loss, number)
+                optimizer.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                evaluated.append((output.detach(), loss.detach()))
+                return loss
+
+            optimizer.step(closure=closure)  # optimizers such as L-BFGS evaluate it several times
+            outputs.append(evaluated[0][0])
+            losses.append(evaluated[0][1])
+            taken.append(batch)
+        if not taken:
+            return
+        sizes = torch.tensor([len(batch[0]) for batch in taken], device=losses[0].device)
+        self.losses["train_"].update(torch.stack(losses), weight=sizes)
+        self.update_metrics(self.metrics["train_"], torch.cat(outputs), tuple(map(torch.cat, zip(*taken))))
+        self._log_step_loss(losses[-1])
+        # Lightning's logging step counts calls that stepped; make it count optimizer steps, as with one per call.
+        epoch_loop = self.trainer.fit_loop.epoch_loop
+        if hasattr(epoch_loop, "_batches_that_stepped"):
+            epoch_loop._batches_that_stepped += len(taken) - 1  # Lightning adds the last one itself
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._step_epoch_scheduler(after_validation=False)
+
+    def _step_epoch_scheduler(self, after_validation: bool) -> None:
+        """Step an epoch scheduler where Lightning's automatic loop would (it does not in manual mode)."""
+        scheduler = self.lr_schedulers()
+        if scheduler is None:
+            return
+        plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        if plateau and after_validation and "val/loss" in self.trainer.callback_metrics:
+            scheduler.step(self.trainer.callback_metrics["val/loss"])
+        elif not plateau and not after_validation:
+            scheduler.step()
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._step("val", batch)
@@ -113,6 +185,8 @@ class Task(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+        if not self.automatic_optimization and not self.trainer.sanity_checking:
+            self._step_epoch_scheduler(after_validation=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
@@ -122,6 +196,8 @@ class Task(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
+        if not self.automatic_optimization:  # stepped by the task itself, see _step_epoch_scheduler
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ class ClassificationTask(Task):
         optimizer: OptimizerFactory,
         class_names: Sequence[str],
         scheduler: SchedulerFactory | None = None,
+        steps_per_call: int = 1,
     ) -> None:
         self.class_names = list(class_names)
         out_features = getattr(model, "out_features", None)
@@ -32,7 +33,7 @@ class ClassificationTask(Task):
                 f"model.out_features={out_features} must equal the number of classes "
                 f"{len(self.class_names)} ({self.class_names})"
             )
-        super().__init__(model, optimizer, scheduler)
+        super().__init__(model, optimizer, scheduler, steps_per_call)
         self.confusion = MulticlassConfusionMatrix(len(self.class_names))
         self.test_confusion_matrix: torch.Tensor | None = None
 

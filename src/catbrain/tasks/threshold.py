@@ -27,10 +27,11 @@ class ThresholdTask(Task):
         model: ThresholdedLinear,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
+        steps_per_call: int = 1,
     ) -> None:
         if not isinstance(model, ThresholdedLinear):
             raise ValueError(f"ThresholdTask needs a ThresholdedLinear model, got {type(model).__name__}")
-        super().__init__(model, optimizer, scheduler)
+        super().__init__(model, optimizer, scheduler, steps_per_call)
         self.class_names = model.class_names
 
     def make_metrics(self) -> MetricCollection:

@@ -1,0 +1,441 @@
+"""Benchmarks of catbrain's training loop, side by side in one process, against the loops it competes with.
+
+    python scripts/bench.py                          # the full run: Markdown to stdout, JSON to bench.json
+    python scripts/bench.py --quick --json q.json    # small sizes: checks that every section runs
+    python scripts/bench.py --sections throughput,startup
+
+Sections:
+  throughput  samples/s of (a) a hand-written PyTorch loop, (b) naive Lightning (DataLoader over a
+              TensorDataset, default Trainer, a self.log per step) and (c) catbrain's default loop
+              (its defaults: checkpoints, early stopping, CSV logger, rich progress bar, metrics),
+              same model, optimizer and batch size, for the linear model and the MLP.
+  quality     seconds to fit the weather world (1M rows) to a test MSE within 1% of the Bayes-optimal:
+              catbrain (full-batch L-BFGS), a hand-written minibatch loop, scikit-learn, least squares.
+  generation  rows/s of each world against the floor of torch.rand plus a matmul.
+  memory      peak RSS of training on 10M rows against the import baseline plus the dataset's bytes.
+  startup     wall time of a tiny catbrain-train against `python -c "import pytorch_lightning, hydra"`.
+
+Timings on a shared machine are noisy: each figure is the best of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from catbrain.models import MLP, Linear  # noqa: E402
+from catbrain.worlds import CatWorld, WeatherWorld  # noqa: E402
+
+LR = 0.05
+
+
+def quiet() -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def make_model(name: str) -> torch.nn.Module:
+    return Linear(2, 1) if name == "linear" else MLP(2, hidden=[32, 32], out_features=1)
+
+
+def cat_rows(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    sample = CatWorld().sample(n, torch.Generator().manual_seed(seed))
+    return sample["features"], sample["score"]
+
+
+# 1. Step throughput --------------------------------------------------------------------------------
+def hand_written(model_name: str, batch_size: int, n: int, epochs: int, device: str) -> float:
+    """Seconds for ``epochs`` of plain PyTorch: randperm batches, forward, backward, SGD step."""
+    torch.manual_seed(0)
+    x, y = (t.to(device) for t in cat_rows(n))
+    model = make_model(model_name).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        for index in torch.randperm(n, device=device).split(batch_size):
+            loss = torch.nn.functional.mse_loss(model(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def naive_lightning(model_name: str, batch_size: int, n: int, epochs: int, device: str) -> float:
+    """Seconds for the textbook Lightning setup: DataLoader(TensorDataset), default Trainer, a log per step."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = make_model(model_name)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.model(x), y)
+            self.log("train/loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=LR)
+
+    torch.manual_seed(0)
+    loader = DataLoader(TensorDataset(*cat_rows(n)), batch_size=batch_size, shuffle=True)
+    with tempfile.TemporaryDirectory() as root:
+        trainer = pl.Trainer(max_epochs=epochs, default_root_dir=root, accelerator="gpu" if device == "cuda" else "cpu")
+        started = time.perf_counter()
+        trainer.fit(Module(), loader)
+        return time.perf_counter() - started
+
+
+def catbrain_overrides(model_name: str, batch_size: int, n: int, epochs: int, device: str) -> list[str]:
+    return [
+        "experiment=weather_3pm",
+        "data=cat",
+        "data.targets=[score]",
+        f"model={model_name}",
+        "optimizer=sgd",
+        f"optimizer.lr={LR}",
+        "optimizer.momentum=0.0",
+        f"data.n_train={n}",
+        "data.n_val=1024",
+        "data.n_test=1024",
+        f"data.batch_size={batch_size}",
+        f"trainer.max_epochs={epochs}",
+        f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+    ]
+
+
+def catbrain_fit(overrides: list[str]) -> dict[str, float]:
+    """catbrain.train with its default callbacks, logger and progress bar; returns its metrics."""
+    from catbrain.config import compose_config
+    from catbrain.train import train
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        return train(compose_config(overrides, Path(run_dir)))
+
+
+def catbrain_loop(model_name: str, batch_size: int, n: int, epochs: int, device: str) -> float:
+    return catbrain_fit(catbrain_overrides(model_name, batch_size, n, epochs, device))["fit_seconds"]
+
+
+def throughput(args: argparse.Namespace) -> list[dict]:
+    n, epochs = (20_000, 1) if args.quick else (200_000, 3)
+    rows = []
+    for model_name in ("linear", "mlp"):
+        for batch_size in (256, 4096):
+            timed = {}
+            for name, loop in [
+                ("hand", hand_written),
+                ("naive_lightning", naive_lightning),
+                ("catbrain", catbrain_loop),
+            ]:
+                seconds = min(loop(model_name, batch_size, n, epochs, args.device) for _ in range(args.repeat))
+                timed[name] = n * epochs / seconds
+            rows.append(
+                {
+                    "model": model_name,
+                    "batch_size": batch_size,
+                    "samples_per_s": timed,
+                    "catbrain_vs_hand": timed["catbrain"] / timed["hand"],
+                    "catbrain_vs_naive": timed["catbrain"] / timed["naive_lightning"],
+                }
+            )
+            print(f"  throughput {model_name} B={batch_size}: {timed}", file=sys.stderr)
+    return rows
+
+
+# 2. Time to quality ----------------------------------------------------------------------------------
+def quality(args: argparse.Namespace) -> dict:
+    n = 100_000 if args.quick else 1_000_000
+    world = WeatherWorld()
+    train = world.sample(n, torch.Generator().manual_seed(1))
+    test = world.sample(100_000, torch.Generator().manual_seed(2))
+    x, y, x_test, y_test = train["features"], train["temp_tomorrow"], test["features"], test["temp_tomorrow"]
+    bayes = (test["bayes_temp_tomorrow"] - y_test).square().mean().item()
+    goal = 1.01 * bayes
+    results: dict[str, dict] = {}
+
+    def test_mse(weight: torch.Tensor, bias: float) -> float:
+        return (x_test.double() @ weight.double() + bias - y_test.double()).square().mean().item()
+
+    started = time.perf_counter()
+    design = torch.cat([x.double(), torch.ones(n, 1, dtype=torch.float64)], dim=1)
+    solution = torch.linalg.lstsq(design, y.double().unsqueeze(1)).solution.squeeze(1)
+    results["least_squares"] = {
+        "seconds": time.perf_counter() - started,
+        "test_mse": test_mse(solution[:-1], solution[-1]),
+    }
+
+    try:
+        from sklearn.linear_model import LinearRegression
+
+        x_np, y_np = x.numpy(), y.numpy()
+        started = time.perf_counter()
+        fitted = LinearRegression().fit(x_np, y_np)
+        seconds = time.perf_counter() - started
+        results["sklearn"] = {"seconds": seconds, "test_mse": test_mse(torch.tensor(fitted.coef_), fitted.intercept_)}
+    except ImportError:
+        results["sklearn"] = {"seconds": None, "test_mse": None, "note": "scikit-learn not installed"}
+
+    # Hand-written: standardised inputs and target, Adam, minibatches of 4096, until within 1% of Bayes.
+    torch.manual_seed(0)
+    mean, std, y_mean, y_std = x.mean(0), x.std(0), y.mean(), y.std()
+    xs, ys = (x - mean) / std, (y - y_mean) / y_std
+    model = torch.nn.Linear(5, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    clock, reached = 0.0, None
+    for _ in range(30):
+        started = time.perf_counter()
+        for index in torch.randperm(n).split(4096):
+            loss = torch.nn.functional.mse_loss(model(xs[index]).squeeze(-1), ys[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        clock += time.perf_counter() - started
+        weight = model.weight.detach()[0] / std * y_std
+        bias = (model.bias.detach()[0] - (model.weight.detach()[0] * mean / std).sum()) * y_std + y_mean
+        mse = test_mse(weight, float(bias))
+        if mse <= goal:
+            reached = mse
+            break
+    results["hand_written_adam"] = {"seconds": clock if reached else None, "test_mse": mse}
+
+    overrides = [
+        "experiment=weather_3pm_lbfgs",
+        f"data.n_train={n}",
+        "data.n_val=10000",
+        "data.n_test=100000",
+        "trainer.accelerator=cpu",
+    ]
+    metrics = min((catbrain_fit(overrides) for _ in range(args.repeat)), key=lambda m: m["fit_seconds"])
+    results["catbrain_lbfgs"] = {
+        "seconds": metrics["fit_seconds"],
+        "test_mse": metrics["test/mse"],
+        "bayes_mse_catbrain_test_set": metrics["test/bayes_mse"],
+    }
+    for name, result in results.items():
+        print(f"  quality {name}: {result}", file=sys.stderr)
+    return {"n_train": n, "bayes_mse": bayes, "goal_mse": goal, "results": results}
+
+
+# 3. Data generation ----------------------------------------------------------------------------------
+def generation(args: argparse.Namespace) -> dict:
+    n = 200_000 if args.quick else 2_000_000
+
+    def rate(make) -> float:
+        best = float("inf")
+        for _ in range(max(args.repeat, 3)):
+            generator = torch.Generator().manual_seed(0)
+            started = time.perf_counter()
+            make(generator)
+            best = min(best, time.perf_counter() - started)
+        return n / best
+
+    weights = torch.tensor([1.0, 1.0])
+    floor = rate(lambda g: torch.rand(n, 2, generator=g) @ weights - 1.0)
+    worlds = {"cat": rate(lambda g: CatWorld().sample(n, g)), "weather": rate(lambda g: WeatherWorld().sample(n, g))}
+    result = {
+        "rows": n,
+        "floor_rows_per_s": floor,
+        "rows_per_s": worlds,
+        "floor_over_world": {k: floor / v for k, v in worlds.items()},
+    }
+    print(f"  generation: {result}", file=sys.stderr)
+    return result
+
+
+# 4. Memory ---------------------------------------------------------------------------------------------
+MEMORY_CHILD = """
+import resource, sys, tempfile
+from pathlib import Path
+sys.path[:0] = [{src!r}]
+import pytorch_lightning, hydra, catbrain.train
+if {train}:
+    from catbrain.config import compose_config
+    from catbrain.train import train
+    with tempfile.TemporaryDirectory() as run_dir:
+        train(compose_config({overrides!r}, Path(run_dir)))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def memory(args: argparse.Namespace) -> dict:
+    n = 1_000_000 if args.quick else 10_000_000
+    overrides = [
+        "experiment=weather_3pm",
+        "data=cat",
+        "data.targets=[score]",
+        "model=linear",
+        f"data.n_train={n}",
+        "data.n_val=10000",
+        "data.n_test=10000",
+        "data.batch_size=4096",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "logger=none",
+        "callbacks=model_checkpoint",
+    ]
+
+    def peak(train: bool) -> int:
+        code = MEMORY_CHILD.format(src=str(ROOT / "src"), train=train, overrides=overrides)
+        output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        return int(output.strip().splitlines()[-1])
+
+    baseline, training = peak(False), peak(True)
+    dataset_bytes = n * (2 + 1) * 4  # float32 features and target of the training split
+    result = {
+        "rows": n,
+        "import_baseline_bytes": baseline,
+        "training_peak_bytes": training,
+        "dataset_bytes": dataset_bytes,
+        "goal_bytes": baseline + 2 * dataset_bytes,
+        "over_baseline_in_datasets": (training - baseline) / dataset_bytes,
+    }
+    print(f"  memory: {result}", file=sys.stderr)
+    return result
+
+
+# 5. Start-up ---------------------------------------------------------------------------------------------
+def startup(args: argparse.Namespace) -> dict:
+    train_command = [
+        str(Path(sys.executable).parent / "catbrain-train"),
+        "data.n_train=256",
+        "data.n_val=64",
+        "data.n_test=64",
+        "trainer.max_epochs=1",
+    ]
+
+    def wall(command: list[str], cwd: str) -> float:
+        times = []
+        for _ in range(max(args.repeat, 3)):
+            started = time.perf_counter()
+            subprocess.run(command, cwd=cwd, capture_output=True, check=True)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    with tempfile.TemporaryDirectory() as cwd:
+        imports = wall([sys.executable, "-c", "import pytorch_lightning, hydra"], cwd)
+        run = wall([*train_command, f"hydra.run.dir={cwd}/run"], cwd)
+    result = {"import_seconds": imports, "catbrain_train_seconds": run, "ratio": run / imports}
+    print(f"  startup: {result}", file=sys.stderr)
+    return result
+
+
+# Report ------------------------------------------------------------------------------------------------
+def markdown(report: dict) -> str:
+    lines = [f"Machine: {report['machine']}; {report['date']}; `{report['command']}`", ""]
+    if "throughput" in report:
+        lines += [
+            "| model | batch | hand-written (a) | naive Lightning (b) | catbrain (c) | (c)/(a) | (c)/(b) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in report["throughput"]:
+            s = row["samples_per_s"]
+            lines.append(
+                f"| {row['model']} | {row['batch_size']} | {s['hand']:,.0f} | {s['naive_lightning']:,.0f} | "
+                f"{s['catbrain']:,.0f} | {row['catbrain_vs_hand']:.2f} | {row['catbrain_vs_naive']:.1f} |"
+            )
+        lines.append("")
+    if "quality" in report:
+        quality = report["quality"]
+        lines += [
+            f"Time to a test MSE within 1% of the Bayes-optimal ({quality['bayes_mse']:.3f}), "
+            f"weather, {quality['n_train']:,} rows:",
+            "",
+            "| method | seconds | test MSE |",
+            "|---|---|---|",
+        ]
+        for name, result in quality["results"].items():
+            seconds = "not reached" if result["seconds"] is None else f"{result['seconds']:.3f}"
+            mse = "" if result["test_mse"] is None else f"{result['test_mse']:.4f}"
+            lines.append(f"| {name} | {seconds} | {mse} |")
+        lines.append("")
+    if "generation" in report:
+        g = report["generation"]
+        lines += [
+            "| data generation | rows/s | floor / world |",
+            "|---|---|---|",
+            f"| floor: torch.rand + matmul | {g['floor_rows_per_s']:,.0f} | 1.00 |",
+        ]
+        for world, rate in g["rows_per_s"].items():
+            lines.append(f"| {world} world | {rate:,.0f} | {g['floor_over_world'][world]:.2f} |")
+        lines.append("")
+    if "memory" in report:
+        m = report["memory"]
+        mib = 2**20
+        lines += [
+            f"Memory, training on {m['rows']:,} rows: peak RSS {m['training_peak_bytes'] / mib:,.0f} MiB; "
+            f"import baseline {m['import_baseline_bytes'] / mib:,.0f} MiB; "
+            f"dataset {m['dataset_bytes'] / mib:,.0f} MiB; "
+            f"goal {m['goal_bytes'] / mib:,.0f} MiB ({m['over_baseline_in_datasets']:.2f} datasets over the baseline).",
+            "",
+        ]
+    if "startup" in report:
+        s = report["startup"]
+        lines += [
+            f"Start-up: tiny `catbrain-train` {s['catbrain_train_seconds']:.2f} s, "
+            f"`import pytorch_lightning, hydra` {s['import_seconds']:.2f} s, ratio {s['ratio']:.2f}.",
+            "",
+        ]
+    lines.append("GPU: " + (report.get("gpu") or "not measured (no GPU on this machine)."))
+    return "\n".join(lines)
+
+
+SECTIONS = {
+    "throughput": throughput,
+    "quality": quality,
+    "generation": generation,
+    "memory": memory,
+    "startup": startup,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: check that the script runs")
+    parser.add_argument("--repeat", type=int, default=1, help="take the best of this many runs of each timing")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {list(SECTIONS)}")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", default="bench.json", help="where to write the results")
+    args = parser.parse_args()
+    unknown = set(args.sections.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {list(SECTIONS)}")
+    quiet()
+    torch.set_num_threads(torch.get_num_threads())
+    report = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        + (torch.cuda.get_device_name() if args.device == "cuda" else "CPU"),
+        "date": datetime.date.today().isoformat(),
+        "command": "python " + " ".join(sys.argv),
+    }
+    for name in args.sections.split(","):
+        print(f"running {name} ...", file=sys.stderr)
+        report[name] = SECTIONS[name](args)
+    if args.device == "cuda":
+        report["gpu"] = "the tables above ran on " + torch.cuda.get_device_name()
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
