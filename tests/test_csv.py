@@ -64,7 +64,15 @@ def test_one_file_splits_by_fraction_and_seed(tmp_path):
 def test_no_validation_fraction_validates_on_the_training_data(tmp_path):
     path = write_world(tmp_path / "cat.csv", CatWorld(), 100, 0, ["score"])
     data = CsvDataModule(["hardness", "sharpness"], "score", train_path=str(path), val_fraction=0)
-    assert data.splits["val"] is data.splits["train"] and "test" not in data.splits
+    assert data.splits["val"] is data.splits["train"]
+    # Without a test file the test split comes from the training file too.
+    assert len(data.splits["test"]["target"]) == 20 and len(data.splits["train"]["target"]) == 80
+
+
+def test_too_few_rows_for_a_test_split_is_refused_before_training(tmp_path):
+    path = write_world(tmp_path / "tiny.csv", CatWorld(), 2, 0, ["score"])
+    with pytest.raises(ValueError, match="no test data: 2 rows with data.test_fraction=0.2 leave none"):
+        CsvDataModule(["hardness", "sharpness"], "score", path=str(path), val_fraction=0)
 
 
 def test_class_names_come_from_the_column_or_the_config(tmp_path):

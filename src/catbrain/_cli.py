@@ -22,28 +22,65 @@ def fail(prog: str, message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def describe(error: BaseException) -> str:
+    """``Type: message`` of the error that matters: Hydra's instantiation wrapper gives way to its cause."""
+    from hydra.errors import InstantiationException
+
+    if isinstance(error, InstantiationException) and error.__cause__ is not None:
+        cause = error.__cause__
+        where = str(error).rsplit("full_key:", 1)[-1].strip() if "full_key:" in str(error) else ""
+        return (f"{where}: " if where else "") + describe(cause)
+    from catbrain.data.table import TableError
+    from catbrain.validation import ConfigError
+
+    if isinstance(error, (UsageError, TableError, ConfigError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:
+        return False
+
+
 @contextmanager
 def errors_as_one_line(prog: str) -> Iterator[None]:
-    """Turn any exception into one line on stderr and a non-zero exit (``HYDRA_FULL_ERROR=1`` shows tracebacks)."""
+    """Turn any exception into one line on stderr and a non-zero exit (``HYDRA_FULL_ERROR=1`` shows tracebacks).
+
+    Bad input exits with 2, any other failure with 1. In a sweep the job's error is printed and
+    raised on, so that Hydra runs the other jobs and reports the failure at the end.
+    """
     from catbrain.data.table import TableError
     from catbrain.validation import ConfigError
 
     try:
         yield
-    except (UsageError, TableError, ConfigError) as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        fail(prog, str(error), code=2)
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        fail(prog, f"{type(error).__name__}: {error}", code=1)
+        root = error.__cause__ if error.__cause__ is not None and "Instantiation" in type(error).__name__ else error
+        bad_input = isinstance(root, (UsageError, TableError, ConfigError))
+        if in_multirun():
+            print(f"{prog}: error: {' '.join(describe(error).split())}", file=sys.stderr)
+            raise
+        fail(prog, describe(error), code=2 if bad_input else 1)
+
+
+def die_quietly_on_broken_pipe() -> None:
+    """``catbrain-... | head`` ends the program the way it ends ``cat``, without a traceback."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a catbrain checkpoint safely: tensors and plain containers only (``weights_only=True``)."""
-    import pickle
-
     import torch
 
     file = Path(path)
@@ -51,11 +88,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise UsageError(f"ckpt_path={str(path)!r} does not exist or is not a file")
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe content"
-        raise UsageError(f"ckpt_path={str(path)!r} was refused: it holds more than weights ({first_line})") from error
     except Exception as error:
-        raise UsageError(f"ckpt_path={str(path)!r} is not a readable checkpoint ({error})") from error
+        text = " ".join(str(error).split())
+        if "Weights only load failed" in text or "weights_only" in text:
+            reason = text.split("Please file an issue")[0].split("WeightsUnpickler error:")[-1].strip()[:200]
+            raise UsageError(f"ckpt_path={str(path)!r} was refused: it holds more than weights ({reason})") from None
+        detail = f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
+        raise UsageError(
+            f"ckpt_path={str(path)!r} is not a readable checkpoint (corrupt, truncated or not a torch file: {detail})"
+        ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("catbrain"), dict):
         raise UsageError(f"ckpt_path={str(path)!r} is not a catbrain checkpoint (no 'catbrain' entry)")
     return checkpoint
@@ -80,24 +121,31 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
     """Run a ``@hydra.main`` app after two checks that turn bad input into one line.
 
     With ``ckpt_path=...`` the checkpoint's training overrides are added (the user's own win), so
-    evaluating or resuming a run needs no repetition of how it was configured. Then, for a single
+    evaluating or resuming a run needs no repetition of how it was configured; a resumed run
+    continues in its own run directory unless ``hydra.run.dir`` says otherwise. Then, for a single
     run, the config is composed and validated once up front, so an unknown option or a bad value
     fails before any work and before the run directory is made.
     """
     from hydra._internal.utils import get_args_parser
 
+    die_quietly_on_broken_pipe()
     argv = sys.argv[1:]
     args = get_args_parser().parse_args(argv)
     with errors_as_one_line(prog):
         overrides = list(args.overrides)
         user_keys = {override_key(o) for o in overrides}
+        asks_for_help = args.help or args.hydra_help or args.info or args.shell_completion
         for key in required:
-            if key not in user_keys:
+            if key not in user_keys and not asks_for_help:
                 raise UsageError(f"{key}=... is required")
+        if config_name == "eval" and any(key == "model" or key.startswith("model.") for key in user_keys):
+            raise UsageError("catbrain-eval tests the checkpoint's own model: model overrides are not allowed")
         ckpt_values = [o.split("=", 1)[1] for o in overrides if override_key(o) == "ckpt_path"]
         injected: list[str] = []
+        info: dict[str, Any] | None = None
         if ckpt_values and ckpt_values[-1] not in ("", "null"):
-            stored = load_checkpoint(ckpt_values[-1])["catbrain"].get("overrides", [])
+            info = load_checkpoint(ckpt_values[-1])["catbrain"]
+            stored = list(info.get("overrides", []))
             # A group the user chose anew (data=csv) takes none of the stored values below it (data.n_train=...).
             replaced = tuple(f"{key}." for key in user_keys)
             injected = [
@@ -105,6 +153,17 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
                 for o in stored
                 if override_key(o) not in user_keys | {"ckpt_path"} and not override_key(o).startswith(replaced)
             ]
+            if config_name == "eval" and "data" in user_keys:
+                # New data for the checkpoint's model: read with the columns the model was trained on.
+                columns = {
+                    "data.features": "[" + ",".join(info.get("feature_names", [])) + "]",
+                    "data.target": info.get("target_name"),
+                }
+                injected += [f"{key}={value}" for key, value in columns.items() if value and key not in user_keys]
+            checkpoint_dir = Path(ckpt_values[-1]).resolve().parent
+            if config_name == "train" and "hydra.run.dir" not in user_keys and checkpoint_dir.name == "checkpoints":
+                # Resume in the run's own directory, so its best checkpoint and logs carry on.
+                injected.append(f"hydra.run.dir={checkpoint_dir.parent}")
         special = args.multirun or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
         if not special and not args.config_dir and not args.config_name:
             from hydra.errors import HydraException
@@ -119,6 +178,10 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
                 composed = compose(config_name, overrides + injected)
             except HydraException as error:
                 raise UsageError(str(error).split("Config search path")[0]) from None
+            if config_name == "eval" and info is not None:  # catbrain-eval uses the checkpoint's own model
+                from omegaconf import OmegaConf
+
+                composed.model = OmegaConf.create(info["config"]["model"])
             validate(composed)
     sys.argv = [sys.argv[0], *argv, *injected]
     app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,32 @@ class LastCheckpoint(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.saved_at_step = state_dict.get("saved_at_step", 0)
+
+
+class TrainingClock(pl.Callback):
+    """Seconds spent in training epochs, validation and checkpoint writing at epoch end left out."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started: float | None = None
+
+    def _start(self) -> None:
+        self._started = time.perf_counter()
+
+    def _stop(self) -> None:
+        if self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self._started = None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start()
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.training and not trainer.sanity_checking:
+            self._start()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop()

@@ -22,6 +22,8 @@ from catbrain.config import config_dir
 def use_checkpoint_columns(cfg: DictConfig, info: dict) -> None:
     """Given data (``data=csv data.test_path=...``) is read with the columns and classes the model was trained on."""
     cfg.data.task = "classification" if info["kind"] == "classification" else "regression"
+    if cfg.data.get("test_path"):  # only the given test file: not the files the model was trained on
+        cfg.data.path = cfg.data.train_path = None
     for key, value in [("features", info["feature_names"]), ("target", info["target_name"])]:
         if OmegaConf.is_missing(cfg.data, key):
             cfg.data[key] = value
@@ -47,6 +49,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     run_dir = Path(cfg.run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
+    trained_on = list(checkpoint["catbrain"]["feature_names"])
+    if datamodule.num_features != len(trained_on):
+        raise _cli.UsageError(
+            f"the checkpoint's model takes {len(trained_on)} features ({', '.join(trained_on)}); "
+            f"this data gives {datamodule.num_features} ({', '.join(datamodule.feature_names)})"
+        )
     task = instantiate(cfg.task)
     try:
         task.load_state_dict(checkpoint["state_dict"])

@@ -3,7 +3,8 @@
     catbrain-predict ckpt_path=best.ckpt input='[[0.9, 0.8], [0.1, 0.2]]'
     catbrain-predict ckpt_path=best.ckpt input_path=objects.csv format=json
 
-``input`` is JSON: one row ``[0.9, 0.8]`` or a list of rows. ``input_path`` is a CSV file whose
+``input`` is JSON: one row ``[0.9, 0.8]``, a list of rows, or rows as objects keyed by feature
+name (``[{"hardness": 0.9, "sharpness": 0.8}]``). ``input_path`` is a CSV file whose
 header names the model's features (other columns are ignored); ``-`` reads standard input.
 Nothing here evaluates code from the input or the checkpoint.
 """
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from catbrain._cli import UsageError, errors_as_one_line, load_checkpoint
+from catbrain._cli import UsageError, die_quietly_on_broken_pipe, errors_as_one_line, load_checkpoint
 from catbrain.data.table import parse_number, read_columns
 
 PROG = "catbrain-predict"
@@ -26,6 +27,12 @@ ARGUMENTS = {
     "format": "text (default) or json",
 }
 FORMATS = ("text", "json")
+
+
+def usage() -> str:
+    lines = [__doc__.strip(), "", "Arguments:"]
+    lines += [f"  {key:<11} {meaning}" for key, meaning in ARGUMENTS.items()]
+    return "\n".join(lines)
 
 
 def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
@@ -50,12 +57,25 @@ def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
         raise UsageError(f"input is not valid JSON ({error})") from None
-    if isinstance(data, list) and data and not any(isinstance(item, list) for item in data):
-        data = [data]
-    if not isinstance(data, list) or not data or not all(isinstance(row, list) for row in data):
-        raise UsageError(f"input must be a JSON list of rows like [[{', '.join('0.5' for _ in feature_names)}]]")
+    if isinstance(data, (list, dict)) and data and not any(isinstance(item, (list, dict)) for item in data):
+        data = [data]  # one row
+    as_list = ", ".join("0.5" for _ in feature_names)
+    as_object = ", ".join(f'"{name}": 0.5' for name in feature_names)
+    example = f"[[{as_list}]] or [{{{as_object}}}]"
+    if not isinstance(data, list) or not data or not all(isinstance(row, (list, dict)) for row in data):
+        raise UsageError(f"input must be a JSON list of rows like {example}")
     rows = []
     for i, row in enumerate(data, start=1):
+        if isinstance(row, dict):
+            unknown = sorted(set(row) - set(feature_names))
+            missing = [name for name in feature_names if name not in row]
+            if unknown or missing:
+                raise UsageError(
+                    f"input row {i} must have the keys {feature_names}"
+                    + (f"; it lacks {missing}" if missing else "")
+                    + (f"; unknown {unknown}" if unknown else "")
+                )
+            row = [row[name] for name in feature_names]
         if len(row) != len(feature_names):
             expected = f"{len(feature_names)} ({', '.join(feature_names)})"
             raise UsageError(f"input row {i} has {len(row)} values; the model takes {expected}")
@@ -123,8 +143,14 @@ def format_text(rows: list[list[float]], results: list[dict[str, Any]], feature_
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    if argv is None:  # run as a command
+        die_quietly_on_broken_pipe()
+        argv = sys.argv[1:]
+    if any(argument in ("-h", "--help") for argument in argv):
+        print(usage())
+        return
     with errors_as_one_line(PROG):
-        arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+        arguments = parse_arguments(argv)
         model, info, scaling = load_predictor(arguments["ckpt_path"])
         feature_names = list(info["feature_names"])
         if "input" in arguments:

@@ -19,6 +19,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # catbrain logs the step loss by optimizer steps, whatever the number of calls an epoch.
     warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+    # The task's own transfer_batch_to_device only skips batches already on the device.
+    warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
@@ -51,14 +53,14 @@ def make_trainer(cfg: DictConfig, with_callbacks: bool = True) -> Any:
     configured = (cfg.get("callbacks") or {}).values() if with_callbacks else []
     callbacks = [instantiate(c) for c in configured if c is not None]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    extra: dict[str, Any] = {}
+    if not any("Checkpoint" in type(callback).__name__ for callback in callbacks):
+        extra["enable_checkpointing"] = False  # no checkpoints asked for: none from Lightning's defaults either
     steps_per_call = cfg.get("task", {}).get("steps_per_call", 1)
     interval = cfg.trainer.get("val_check_interval")
     if steps_per_call > 1 and isinstance(interval, int):
-        # Lightning counts calls of training_step; the config counts optimizer steps.
-        return instantiate(
-            cfg.trainer, callbacks=callbacks, logger=logger, val_check_interval=interval // steps_per_call
-        )
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+        extra["val_check_interval"] = interval // steps_per_call  # Lightning counts calls, the config steps
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
 
 
 def collect_metrics(trainer: Any, task: Any, datamodule: Any) -> dict[str, float]:
@@ -88,31 +90,54 @@ def write_metrics(run_dir: Path, metrics: dict[str, float]) -> Path:
 
 
 def print_summary(title: str, metrics: dict[str, float], feature_names: list[str], run_dir: Path) -> None:
-    """Model metrics beside the Bayes-optimal ones; learned weights beside the teacher's."""
+    """Model metrics beside the Bayes-optimal ones, the confusion matrix, learned weights beside the teacher's.
+
+    Columns with nothing to show (no known Bayes-optimal score or teacher, as for your own data) are left out.
+    """
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
+    names = sorted(k for k in metrics if k.startswith("test/") and "/bayes_" not in k and "/confusion/" not in k)
+    references = {name: metrics.get(name.replace("test/", "test/bayes_", 1)) for name in names}
     table = Table(title=title)
     table.add_column("test metric")
     table.add_column("model", justify="right")
-    table.add_column("Bayes-optimal", justify="right")
-    for key, value in sorted(metrics.items()):
-        if not key.startswith("test/") or "/bayes_" in key or "/confusion/" in key:
-            continue
-        reference = metrics.get(key.replace("test/", "test/bayes_", 1))
-        table.add_row(key.removeprefix("test/"), f"{value:.4f}", "" if reference is None else f"{reference:.4f}")
+    if any(value is not None for value in references.values()):
+        table.add_column("Bayes-optimal", justify="right")
+    for name in names:
+        reference = references[name]
+        row = [name.removeprefix("test/"), f"{metrics[name]:.4f}"]
+        if len(table.columns) == 3:
+            row.append("" if reference is None else f"{reference:.4f}")
+        table.add_row(*row)
     console.print(table)
+
+    cells = [key.split("/")[2:] for key in metrics if key.startswith("test/confusion/")]
+    if cells:
+        classes = list(dict.fromkeys(truth for truth, _ in cells))
+        confusion = Table(title="test confusion matrix (rows: true, columns: predicted)")
+        confusion.add_column("")
+        for name in classes:
+            confusion.add_column(name, justify="right")
+        for truth in classes:
+            confusion.add_row(truth, *(f"{metrics[f'test/confusion/{truth}/{p}']:.0f}" for p in classes))
+        console.print(confusion)
+
     if "bias" in metrics:
-        weights = Table(title="learned w, b vs teacher")
+        has_teacher = "teacher_bias" in metrics
+        weights = Table(title="learned w, b" + (" vs teacher" if has_teacher else ""))
         weights.add_column("")
         weights.add_column("learned", justify="right")
-        weights.add_column("teacher", justify="right")
+        if has_teacher:
+            weights.add_column("teacher", justify="right")
         for name, key, teacher_key in [
             *((n, f"weight/{n}", f"teacher_weight/{n}") for n in feature_names),
             ("bias", "bias", "teacher_bias"),
         ]:
-            teacher = metrics.get(teacher_key)
-            weights.add_row(name, f"{metrics[key]:+.4f}", "" if teacher is None else f"{teacher:+.4f}")
+            row = [name, f"{metrics[key]:+.4f}"]
+            if has_teacher:
+                row.append(f"{metrics[teacher_key]:+.4f}")
+            weights.add_row(*row)
         console.print(weights)
     console.print(f"run directory: {run_dir}")

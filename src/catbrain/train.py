@@ -23,11 +23,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     from hydra.utils import instantiate
 
     from catbrain import runs
+    from catbrain.callbacks import TrainingClock
     from catbrain.validation import validate
 
     validate(cfg)
     runs.quiet_lightning()
     run_dir = Path(cfg.run_dir)
+    for key in ("path", "train_path", "test_path"):  # so the run's config works from any directory
+        if cfg.data.get(key):
+            cfg.data[key] = str(Path(cfg.data[key]).resolve())
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     if cfg.data.get("class_names", None) is None and getattr(datamodule, "class_names", None):
@@ -43,6 +47,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         "class_names": getattr(task, "class_names", None),
     }
     trainer = runs.make_trainer(cfg)
+    clock = TrainingClock()
+    trainer.callbacks.append(clock)
 
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
@@ -52,7 +58,14 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
 
     metrics = runs.collect_metrics(trainer, task, datamodule)
-    metrics.update({"fit_seconds": fit_seconds, "epochs": trainer.current_epoch, "steps": trainer.global_step})
+    metrics.update(
+        {
+            "fit_seconds": fit_seconds,
+            "train_seconds": clock.seconds,
+            "epochs": trainer.current_epoch,
+            "steps": trainer.global_step,
+        }
+    )
     runs.write_metrics(run_dir, metrics)
     runs.print_summary(f"catbrain-train: {cfg.name}", metrics, datamodule.feature_names, run_dir)
     return metrics

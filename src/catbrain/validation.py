@@ -50,7 +50,34 @@ def _number_at_least(cfg: DictConfig, key: str, low: float, strict: bool) -> Non
         raise ConfigError(f"{key}={value!r}: must be a number {'>' if strict else '>='} {low:g}")
 
 
+def check_resolvable(cfg: DictConfig) -> None:
+    """Each interpolation in the data, model and task configs leads somewhere (a model that fits the data)."""
+    from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError, MissingMandatoryValue
+
+    for node in ("data", "model", "task"):
+        if node not in cfg:
+            continue
+        try:
+            OmegaConf.to_container(cfg[node], resolve=True, throw_on_missing=True)
+        except MissingMandatoryValue as error:
+            text = str(error)
+            key = text.split("Missing mandatory value:")[-1].split()[0] if "Missing mandatory value:" in text else node
+            raise ConfigError(f"{key}: must be given (it has no default), e.g. {key}=...") from None
+        except InterpolationKeyError as error:
+            full_key = getattr(error, "full_key", None) or node
+            missing = str(error).split("'")[1] if "'" in str(error) else str(error)
+            raise ConfigError(
+                f"{full_key}: refers to {missing!r}, which this config does not have; "
+                f"do the model and task fit the data (e.g. the threshold task and ThresholdedLinear need data=cat)?"
+            ) from None
+        except InterpolationResolutionError:
+            continue  # a value the data supplies later (class names read from a CSV file)
+
+
 def check_values(cfg: DictConfig) -> None:
+    seed = _value(cfg, "seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ConfigError(f"seed={seed!r}: must be a non-negative integer")
     for key in ("data.n_train", "data.n_val", "data.n_test", "data.batch_size", "model.in_features"):
         _positive_int(cfg, key)
     _number_at_least(cfg, "optimizer.lr", 0.0, strict=True)
@@ -128,5 +155,6 @@ def check_signatures(cfg: DictConfig) -> int:
 
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first problem found in ``cfg``."""
+    check_resolvable(cfg)
     check_values(cfg)
     check_signatures(cfg)

@@ -17,11 +17,12 @@ class CsvDataModule(pl.LightningDataModule):
     """Columns ``features`` predict column ``target`` of CSV files.
 
     Give ``path`` (one file, split into train / val / test by ``val_fraction`` and
-    ``test_fraction``), or ``train_path`` (split into train / val) with ``test_path``, or
-    ``test_path`` alone (to evaluate a checkpoint). ``val_fraction=0`` validates on the training
-    data. For ``task="classification"`` the target column holds labels; ``class_names`` fixes their
-    order, else the sorted labels of the training file are the classes. The files are read and
-    checked when the module is built, before any training.
+    ``test_fraction``), or ``train_path`` (split the same way, or into train / val only when
+    ``test_path`` is given too), or ``test_path`` alone (to evaluate a checkpoint).
+    ``val_fraction=0`` validates on the training data. For ``task="classification"`` the target
+    column holds labels; ``class_names`` fixes their order, else the sorted labels of the training
+    file are the classes. The files are read and checked when the module is built, before any
+    training.
     """
 
     def __init__(
@@ -107,10 +108,18 @@ class CsvDataModule(pl.LightningDataModule):
         if source is not None:
             n = len(source["features"])
             order = torch.randperm(n, generator=generator)
-            n_test = round(n * test_fraction) if "all" in tables else 0
+            n_test = round(n * test_fraction) if "test" not in tables else 0
             n_val = round(n * val_fraction)
+            if "test" not in tables and n_test < 1:
+                raise ValueError(
+                    f"data: no test data: {n} rows with data.test_fraction={test_fraction} leave none; "
+                    "give data.test_path or a larger data.test_fraction"
+                )
             if n - n_test - n_val < 1:
-                raise ValueError(f"data: {n} rows leave no training data with these fractions")
+                raise ValueError(
+                    f"data: {n} rows leave no training data with data.val_fraction={val_fraction} "
+                    f"and data.test_fraction={test_fraction}"
+                )
             if n_test:
                 splits["test"] = take(source, order[:n_test])
             splits["train"] = take(source, order[n_test + n_val :])
@@ -134,7 +143,7 @@ class CsvDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> BatchLoader:
         if split not in self.splits:
-            raise ValueError(f"data: no {split} split; give data.path or data.train_path")
+            raise ValueError(f"data: no {split} split: data.test_path alone serves catbrain-eval, not training")
         data = self.splits[split]
         tensors = (data["features"], data["target"])
         if shuffle:  # training: the optimizer's batch size, grouped as the task asks

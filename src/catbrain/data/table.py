@@ -59,6 +59,9 @@ def read_columns(path: str | Path, numeric: Sequence[str], labels: Sequence[str]
     wanted = [*numeric, *labels]
     if not any(header):
         raise TableError(f"{name} is empty; expected a header naming {', '.join(wanted)}")
+    repeated = sorted({column for column in wanted if header.count(column) > 1})
+    if repeated:
+        raise TableError(f"{name} has the column {', '.join(repeated)} more than once in its header")
     missing = [column for column in wanted if column not in header]
     if missing:
         raise TableError(f"{name} has no column {', '.join(missing)}; its header is {', '.join(header)}")

@@ -75,14 +75,19 @@ class WorldDataModule(pl.LightningDataModule):
         split_seeds = torch.randint(2**62, (len(SPLITS),), generator=torch.Generator().manual_seed(self.seed))
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         for split, split_seed in zip(SPLITS, split_seeds.tolist()):
-            sample = self.world.sample(self.sizes[split], torch.Generator().manual_seed(split_seed))
+            # Only the test split needs the ground truth (for the Bayes-optimal references).
+            sample = self.world.sample(
+                self.sizes[split], torch.Generator().manual_seed(split_seed), truth=split == "test"
+            )
             missing = [t for t in self.targets if t not in sample]
             if missing:
                 raise ValueError(
                     f"data.targets={self.targets}: the world has no target {missing}; it offers "
                     f"{[k for k in sample if k != 'features' and not k.startswith('bayes_')]}"
                 )
-            self.splits[split] = {key: value.to(device) for key, value in sample.items()}
+            keep = {"features", *self.targets, *(f"bayes_{t}" for t in self.targets)}
+            self.splits[split] = {key: value.to(device) for key, value in sample.items() if key in keep}
+            del sample
         if self.standardize:
             train_features = self.splits["train"]["features"]
             self.input_mean = train_features.mean(0).cpu()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -51,6 +52,8 @@ class Task(pl.LightningModule):
         self.steps_per_call = steps_per_call
         self.automatic_optimization = steps_per_call == 1
         self._last_logged_step: int | None = None
+        self._direct_steps = False
+        self._scaling_is_identity = False
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -85,8 +88,19 @@ class Task(pl.LightningModule):
                 getattr(self, name).copy_(value)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.training and self._scaling_is_identity:  # fixed for the whole fit: see on_train_start
+            return self.model(features)
         output = self.model((features - self.input_mean) / self.input_std)
         return output * self.target_std + self.target_mean
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Batches from catbrain's loaders already live on the device: skip Lightning's walk through them."""
+        first = batch[0][0] if isinstance(batch, list) and batch and isinstance(batch[0], tuple) else None
+        if first is None and isinstance(batch, tuple) and batch:
+            first = batch[0]
+        if isinstance(first, torch.Tensor) and first.device == device:
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def _step(self, stage: str, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         output = self(batch[0])
@@ -96,7 +110,7 @@ class Task(pl.LightningModule):
         return loss
 
     def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
-        if not torch.isfinite(loss):
+        if not math.isfinite(loss.item()):
             # Stop before the optimizer step: the weights and the last checkpoint stay as they were.
             raise DivergenceError(
                 f"train/loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, "
@@ -124,6 +138,7 @@ class Task(pl.LightningModule):
     def _steps(self, batches: list[tuple[torch.Tensor, ...]], batch_idx: int) -> None:
         """Several optimizer steps, one per batch; metrics and logging once for all of them."""
         optimizer = self.optimizers()
+        direct = self._direct_steps
         max_steps = self.trainer.max_steps
         outputs, losses, taken = [], [], []
         for position, batch in enumerate(batches):
@@ -136,11 +151,19 @@ class Task(pl.LightningModule):
                 loss = self.loss(output, batch)
                 self._check_finite(loss, number)
                 optimizer.zero_grad(set_to_none=True)
-                self.manual_backward(loss)
+                if direct:
+                    loss.backward()
+                else:
+                    self.manual_backward(loss)
                 evaluated.append((output.detach(), loss.detach()))
                 return loss
 
-            optimizer.step(closure=closure)  # optimizers such as L-BFGS evaluate it several times
+            if direct:  # the optimizer itself; Lightning's step counter as its own step would keep it
+                optimizer._on_before_step()
+                optimizer.optimizer.step(closure=closure)  # optimizers such as L-BFGS evaluate it several times
+                optimizer._on_after_step()
+            else:
+                optimizer.step(closure=closure)
             outputs.append(evaluated[0][0])
             losses.append(evaluated[0][1])
             taken.append(batch)
@@ -156,6 +179,44 @@ class Task(pl.LightningModule):
             epoch_loop._batches_that_stepped += len(taken) - 1  # Lightning adds the last one itself
         if batch_idx + 1 == self.trainer.num_training_batches:
             self._step_epoch_scheduler(after_validation=False)
+
+    def on_train_start(self) -> None:
+        self._direct_steps = self._can_step_directly()
+        # The scaling buffers do not change while training: skip the four no-op operations if they are one.
+        self._scaling_is_identity = bool(
+            (self.input_mean == 0).all()
+            and (self.input_std == 1).all()
+            and self.target_mean == 0
+            and self.target_std == 1
+        )
+
+    def on_train_end(self) -> None:
+        self._scaling_is_identity = False
+
+    def _can_step_directly(self) -> bool:
+        """Whether optimizer steps may skip Lightning's per-step wrapping without changing any behaviour.
+
+        They may on one device in full precision when no callback (nor the task) listens to the
+        backward and optimizer-step hooks: then Lightning's wrapping does nothing but cost time.
+        Otherwise (mixed precision, several processes, a gradient-watching callback) every step
+        goes through Lightning's ``manual_backward`` and ``LightningOptimizer.step``.
+        """
+        from pytorch_lightning.strategies import SingleDeviceStrategy
+
+        trainer = self.trainer
+        if self.automatic_optimization or not isinstance(trainer.strategy, SingleDeviceStrategy):
+            return False
+        if str(trainer.precision) not in ("32-true", "32"):
+            return False
+        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+        listeners = [*trainer.callbacks, self]
+        bases = {id(self): pl.LightningModule}
+        for listener in listeners:
+            base = bases.get(id(listener), pl.Callback)
+            if any(getattr(type(listener), hook) is not getattr(base, hook) for hook in hooks):
+                return False
+        optimizer = self.optimizers()
+        return hasattr(optimizer, "_on_before_step") and hasattr(optimizer, "_on_after_step")
 
     def _step_epoch_scheduler(self, after_validation: bool) -> None:
         """Step an epoch scheduler where Lightning's automatic loop would (it does not in manual mode)."""
@@ -176,7 +237,9 @@ class Task(pl.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         values = {f"{stage}/loss": self.losses[f"{stage}_"].compute(), **self.metrics[f"{stage}_"].compute()}
-        self.log_dict(values, prog_bar=stage == "val")
+        loss = values.pop(f"{stage}/loss")
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val")  # the bar shows val/loss, the logs everything
+        self.log_dict(values)
         self.losses[f"{stage}_"].reset()
         self.metrics[f"{stage}_"].reset()
 

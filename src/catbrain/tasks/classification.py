@@ -44,6 +44,11 @@ class ClassificationTask(Task):
         )
 
     def loss(self, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        if batch[1].is_floating_point():
+            raise TypeError(
+                "the classification task needs class indices as targets, got numbers: "
+                "use data.targets=[decision] (data=cat_decisions) or a classification CSV"
+            )
         return F.cross_entropy(output, batch[1])
 
     def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:

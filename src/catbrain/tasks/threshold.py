@@ -47,6 +47,11 @@ class ThresholdTask(Task):
         )
 
     def loss(self, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        if not batch[1].is_floating_point():
+            raise TypeError(
+                f"the {self.kind} task needs numbers as targets, got class indices: "
+                "use a numeric target (data.targets=[score] on the cat world)"
+            )
         return F.mse_loss(output, batch[1])
 
     def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:

@@ -51,11 +51,12 @@ class CatWorld:
 
     def teacher_score(self, features: torch.Tensor) -> torch.Tensor:
         """The noiseless threat score ``w . x + b``."""
-        return features @ self.teacher_weights.to(features) + self.teacher_bias
+        return (features @ self.teacher_weights.to(features)).add_(self.teacher_bias)
 
     def decide(self, score: torch.Tensor) -> torch.Tensor:
         """0 = approach (score < -delta), 2 = run_away (score > delta), 1 = ignore otherwise."""
-        return torch.where(score > self.delta, 2, torch.where(score < -self.delta, 0, 1))
+        # (score >= -delta) + (score > delta), summed in one byte per row before widening: less memory.
+        return ((score >= -self.delta).to(torch.int8) + (score > self.delta).to(torch.int8)).long()
 
     def class_probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """``(n, 3)`` probability of each decision given the features (the noise is the only randomness)."""
@@ -70,21 +71,21 @@ class CatWorld:
         """The most probable decision: no classifier can be more accurate on average."""
         return self.class_probabilities(features).argmax(-1)
 
-    def sample(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(self, n: int, generator: torch.Generator, truth: bool = True) -> dict[str, torch.Tensor]:
         """``features (n, 2)``, noisy ``score`` and ``decision``, and their Bayes-optimal predictions.
 
-        ``bayes_score`` is the noiseless teacher score, ``bayes_decision`` the most probable decision.
+        ``bayes_score`` is the noiseless teacher score, ``bayes_decision`` the most probable decision;
+        ``truth=False`` leaves them out (training data needs no ground truth, and saves the memory).
         """
         features = self.sample_features(n, generator)
         bayes_score = self.teacher_score(features)
-        score = bayes_score + self.noise_std * torch.randn(n, generator=generator)
-        return {
-            "features": features,
-            "score": score,
-            "decision": self.decide(score),
-            "bayes_score": bayes_score,
-            "bayes_decision": self.bayes_decision(features),
-        }
+        score = torch.randn(n, generator=generator).mul_(self.noise_std).add_(bayes_score)
+        if not truth:  # no randomness below: the sample is the same either way
+            del bayes_score
+            return {"features": features, "score": score, "decision": self.decide(score)}
+        sample = {"features": features, "score": score, "decision": self.decide(score), "bayes_score": bayes_score}
+        sample["bayes_decision"] = self.bayes_decision(features)
+        return sample
 
     def teacher(self) -> tuple[torch.Tensor, float]:
         """Weights and bias of the noiseless threat score."""

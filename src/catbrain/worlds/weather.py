@@ -60,8 +60,8 @@ class WeatherWorld:
     def seasonal_mean(self, day: torch.Tensor) -> torch.Tensor:
         return self.mean_temp + self.amplitude * torch.cos(2 * math.pi * (day - self.peak_day) / DAYS_PER_YEAR)
 
-    def sample(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """``features (n, 5)``, the noisy ``temp_tomorrow`` and its Bayes-optimal prediction ``bayes_temp_tomorrow``."""
+    def sample(self, n: int, generator: torch.Generator, truth: bool = True) -> dict[str, torch.Tensor]:
+        """``features (n, 5)``, the noisy ``temp_tomorrow`` and (with ``truth``) its Bayes-optimal prediction."""
         low, high = self.day_range
         day = low + (high - low) * torch.rand(n, generator=generator)
         anomaly = self.anomaly_std * torch.randn(n, generator=generator)
@@ -78,7 +78,10 @@ class WeatherWorld:
         target = bayes_target + self.noise_std * torch.randn(n, generator=generator)
         theta = 2 * math.pi * day / DAYS_PER_YEAR
         features = torch.stack([temp_today, pressure, humidity, torch.sin(theta), torch.cos(theta)], dim=-1)
-        return {"features": features, "temp_tomorrow": target, "bayes_temp_tomorrow": bayes_target}
+        sample = {"features": features, "temp_tomorrow": target}
+        if truth:
+            sample["bayes_temp_tomorrow"] = bayes_target
+        return sample
 
     def teacher(self) -> tuple[torch.Tensor, float]:
         """Weights and bias of the linear rule that equals ``bayes_temp_tomorrow``: the regressor to recover."""
