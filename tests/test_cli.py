@@ -156,3 +156,48 @@ def test_modules_run_with_python_dash_m(tmp_path):
         [sys.executable, "-m", "catbrain.predict", "format=json"], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 2 and "ckpt_path=... is required" in result.stderr
+
+
+def test_a_corrupt_or_truncated_checkpoint_is_named_as_such(trained, tmp_path):
+    (tmp_path / "text.ckpt").write_text("hello\n")
+    good = (trained[0] / "checkpoints/best.ckpt").read_bytes()
+    (tmp_path / "truncated.ckpt").write_bytes(good[: len(good) // 2])
+    for name in ("text.ckpt", "truncated.ckpt"):
+        result = run_cli("catbrain-predict", f"ckpt_path={name}", "input=[[0.5, 0.5]]", cwd=tmp_path)
+        assert result.returncode == 2
+        (line,) = result.stderr.strip().splitlines()
+        assert f"ckpt_path='{name}' is not a readable checkpoint (corrupt, truncated or not a torch file" in line
+
+
+def test_eval_refuses_model_overrides(trained, tmp_path):
+    ckpt = f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}"
+    result = run_cli("catbrain-eval", ckpt, "model=mlp", cwd=tmp_path)
+    assert result.returncode == 2 and "model overrides are not allowed" in result.stderr
+
+
+def test_predict_takes_rows_by_feature_name_and_has_help(trained, tmp_path):
+    ckpt = f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}"
+    rows = '[{"sharpness": 0.8, "hardness": 0.9}, {"hardness": 0.1, "sharpness": 0.2}]'
+    result = run_cli("catbrain-predict", ckpt, f"input={rows}", "format=json", cwd=tmp_path)
+    assert [p["prediction"] for p in json.loads(result.stdout)] == ["run_away", "approach"]
+    missing = run_cli("catbrain-predict", ckpt, 'input=[{"hardness": 0.9}]', cwd=tmp_path)
+    assert missing.returncode == 2 and "lacks ['sharpness']" in missing.stderr
+    helped = run_cli("catbrain-predict", "--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "input_path" in helped.stdout
+
+
+def test_a_constructor_refusing_its_arguments_is_bad_input(tmp_path):
+    result = run_cli("catbrain-train", "data.world.skew=[0,1]", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("catbrain-train: error: data.world: ValueError: skew must be 2 positive numbers")
+
+
+def test_resume_carries_on_in_the_runs_own_directory(tmp_path):
+    small = ["experiment=weather_3pm", "data.n_train=512", "data.batch_size=64", "callbacks=model_checkpoint"]
+    first = run_cli("catbrain-train", *small, "trainer.max_epochs=2", "hydra.run.dir=run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    resumed = run_cli("catbrain-train", "ckpt_path=run/checkpoints/last.ckpt", "trainer.max_epochs=3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["steps"] == 3 * 512 // 64
+    assert not (tmp_path / "outputs").exists()

@@ -46,3 +46,13 @@ def test_mlp_regressor_trains_on_the_weather(tmp_path, quiet_run):
     metrics = run("weather_3pm", tmp_path, quiet_run, "model=mlp", "trainer.max_epochs=5")
     assert metrics["test/mse"] <= 1.15 * metrics["test/bayes_mse"]
     assert "weight/temp_today" not in metrics  # no linear rule to report for an MLP
+
+
+@pytest.mark.parametrize("debug", ["fast_dev_run", "overfit", "profiler"])
+def test_debug_configs_run(tmp_path, quiet_run, debug):
+    overrides = [f"debug={debug}", "data.n_train=256", "data.n_val=64", "data.n_test=64"]
+    if debug == "overfit":
+        overrides.append("trainer.max_epochs=3")
+    config = compose_config(["experiment=cat_threat", *quiet_run, *overrides], tmp_path)
+    metrics = train(config)
+    assert "test/mse" in metrics

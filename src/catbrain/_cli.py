@@ -63,8 +63,12 @@ def errors_as_one_line(prog: str) -> Iterator[None]:
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        root = error.__cause__ if error.__cause__ is not None and "Instantiation" in type(error).__name__ else error
-        bad_input = isinstance(root, (UsageError, TableError, ConfigError))
+        instantiating = error.__cause__ is not None and "Instantiation" in type(error).__name__
+        root = error.__cause__ if instantiating else error
+        # A constructor refusing its arguments is bad input too.
+        bad_input = isinstance(root, (UsageError, TableError, ConfigError)) or (
+            instantiating and isinstance(root, (ValueError, TypeError))
+        )
         if in_multirun():
             print(f"{prog}: error: {' '.join(describe(error).split())}", file=sys.stderr)
             raise

@@ -1,0 +1,30 @@
+"""The benchmark script runs end to end (its timings are reported, never asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_a_report(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--sections", "generation,memory,startup", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert {"generation", "memory", "startup"} <= set(report)
+    assert "| data generation | rows/s |" in result.stdout and "Start-up:" in result.stdout
+
+
+def test_bench_refuses_unknown_sections(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sections", "speed"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "unknown sections ['speed']" in result.stderr
