@@ -30,3 +30,21 @@ class PoisonBatchAt(pl.Callback):
         offset = self.step - trainer.global_step
         if 0 <= offset < len(batches):
             batches[offset][1].fill_(float("inf"))
+
+
+class RecordBatches(pl.Callback):
+    """Save the features of every training batch this process sees in the first epoch to ``<prefix><rank>.pt``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.seen = prefix, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == 0:
+            batches = batch if isinstance(batch, list) else [batch]
+            self.seen += [b[0].detach().clone() for b in batches]
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 0:
+            import torch
+
+            torch.save(torch.cat(self.seen), f"{self.prefix}{trainer.global_rank}.pt")

@@ -66,8 +66,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
             "steps": trainer.global_step,
         }
     )
-    runs.write_metrics(run_dir, metrics)
-    runs.print_summary(f"catbrain-train: {cfg.name}", metrics, datamodule.feature_names, run_dir)
+    if trainer.is_global_zero:  # one process writes and prints for all of them
+        runs.write_metrics(run_dir, metrics)
+        runs.print_summary(f"catbrain-train: {cfg.name}", metrics, datamodule.feature_names, run_dir)
     return metrics
 
 
