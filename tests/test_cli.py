@@ -80,6 +80,12 @@ def test_predict_names_the_cats_decision(trained, tmp_path):
     predictions = json.loads(as_json.stdout)
     assert [p["prediction"] for p in predictions] == ["run_away", "approach"]
     assert predictions[0]["score"] == pytest.approx(0.7, abs=0.05)
+    # How far the score is from each threshold: above both for run_away, below both for approach.
+    margins = predictions[0]["margins"]
+    assert margins["ignore|run_away"]["threshold"] == 0.25
+    assert margins["ignore|run_away"]["distance"] == pytest.approx(predictions[0]["score"] - 0.25)
+    assert all(m["distance"] < 0 for m in predictions[1]["margins"].values())
+    assert "from +0.25 (ignore|run_away)" in lines[0]
 
 
 def test_predict_reads_a_csv_by_feature_name(trained, tmp_path):

@@ -1,6 +1,7 @@
 """The shipped experiments reach what their worlds allow, trained in-process on fixed seeds."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from tests.conftest import compose_config
 def run(experiment: str, tmp_path, quiet_run, *overrides: str) -> dict[str, float]:
     config = compose_config([f"experiment={experiment}", *quiet_run, *overrides], tmp_path)
     metrics = train(config)
-    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    assert json.loads((Path(tmp_path) / "metrics.json").read_text()) == pytest.approx(metrics)
     return metrics
 
 
@@ -56,3 +57,23 @@ def test_debug_configs_run(tmp_path, quiet_run, debug):
     config = compose_config(["experiment=cat_threat", *quiet_run, *overrides], tmp_path)
     metrics = train(config)
     assert "test/mse" in metrics
+
+
+def test_gradient_descent_lands_on_the_closed_form_solution(tmp_path, quiet_run):
+    cat = run("cat_threat", tmp_path / "cat", quiet_run)
+    # Adam at lr 0.05 with early stopping: within 0.02 of the least-squares weights on the same data.
+    for key in ("weight/hardness", "weight/sharpness", "bias"):
+        closed = cat["closed_form_bias"] if key == "bias" else cat[key.replace("weight/", "closed_form_weight/")]
+        assert cat[key] == pytest.approx(closed, abs=0.02), key
+
+    weather = run("weather_3pm", tmp_path / "weather", quiet_run)
+    features = ["temp_today", "pressure", "humidity", "day_sin", "day_cos"]
+    for name in features:
+        assert weather[f"weight/{name}"] == pytest.approx(weather[f"closed_form_weight/{name}"], abs=0.05), name
+    # Raw-unit biases differ with the pressure weight times ~1013 hPa; the predictions agree.
+    typical_day = dict(zip(features, [12.0, 1013.0, 60.0, 0.0, 1.0]))
+
+    def predict(prefix, bias):
+        return weather[bias] + sum(weather[f"{prefix}{name}"] * value for name, value in typical_day.items())
+
+    assert predict("weight/", "bias") == pytest.approx(predict("closed_form_weight/", "closed_form_bias"), abs=0.1)

@@ -113,7 +113,8 @@ def load_predictor(ckpt_path: str) -> tuple[Any, dict[str, Any], Any]:
 
 
 def predict(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: list[list[float]]) -> list[dict[str, Any]]:
-    """One result per row: ``prediction`` (a number or a class name) and, for thresholded models, ``score``."""
+    """One result per row: ``prediction`` (a number or a class name); thresholded models add the ``score``
+    and its ``margins``: the signed distance to each threshold, named by the two classes it separates."""
     import torch
 
     features = torch.tensor(rows, dtype=torch.float32)
@@ -123,8 +124,16 @@ def predict(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: lis
     kind, class_names = info["kind"], info.get("class_names")
     if kind == "threshold":
         decisions = model.decide(output)
+        thresholds = model.thresholds.tolist()
+        boundaries = [f"{lower}|{upper}" for lower, upper in zip(class_names, class_names[1:])]
         return [
-            {"prediction": class_names[int(d)], "score": float(s)} for d, s in zip(decisions.tolist(), output.tolist())
+            {
+                "prediction": class_names[int(d)],
+                "score": float(s),
+                # How far the score lies above (+) or below (-) each threshold between two classes.
+                "margins": {b: {"threshold": t, "distance": float(s) - t} for b, t in zip(boundaries, thresholds)},
+            }
+            for d, s in zip(decisions.tolist(), output.tolist())
         ]
     if kind == "classification":
         return [{"prediction": class_names[int(i)]} for i in output.argmax(-1).tolist()]
@@ -137,7 +146,13 @@ def format_text(rows: list[list[float]], results: list[dict[str, Any]], feature_
         inputs = ", ".join(f"{name}={value:g}" for name, value in zip(feature_names, row))
         prediction = result["prediction"]
         shown = f"{prediction:.4f}" if isinstance(prediction, float) else prediction
-        score = f"  (score {result['score']:+.4f})" if "score" in result else ""
+        score = ""
+        if "score" in result:
+            margins = ", ".join(
+                f"{m['distance']:+.3f} from {m['threshold']:+g} ({boundary})"
+                for boundary, m in result["margins"].items()
+            )
+            score = f"  (score {result['score']:+.4f}: {margins})"
         lines.append(f"{inputs} -> {shown}{score}")
     return "\n".join(lines)
 

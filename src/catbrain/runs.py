@@ -77,10 +77,27 @@ def collect_metrics(trainer: Any, task: Any, datamodule: Any) -> dict[str, float
     if rule is not None:
         metrics.update({f"weight/{name}": float(w) for name, w in zip(names, rule[0])})
         metrics["bias"] = rule[1]
+        solved = closed_form(datamodule)
+        if solved is not None:
+            metrics.update({f"closed_form_weight/{name}": float(w) for name, w in zip(names, solved[0])})
+            metrics["closed_form_bias"] = solved[1]
         if teacher is not None:
             metrics.update({f"teacher_weight/{name}": float(w) for name, w in zip(names, teacher[0])})
             metrics["teacher_bias"] = float(teacher[1])
     return metrics
+
+
+def closed_form(datamodule: Any) -> tuple[Any, float] | None:
+    """Least squares on the training split, ``argmin_w,b |X w + b - y|^2``: where gradient descent should land."""
+    import torch
+
+    arrays = datamodule.training_arrays() if hasattr(datamodule, "training_arrays") else None
+    if arrays is None:
+        return None
+    features, target = (a.detach().double().cpu() for a in arrays)
+    design = torch.cat([features, torch.ones(len(features), 1, dtype=torch.float64)], dim=1)
+    solution = torch.linalg.lstsq(design, target.unsqueeze(1)).solution.squeeze(1)
+    return solution[:-1], float(solution[-1])
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, float]) -> Path:
@@ -125,19 +142,17 @@ def print_summary(title: str, metrics: dict[str, float], feature_names: list[str
         console.print(confusion)
 
     if "bias" in metrics:
-        has_teacher = "teacher_bias" in metrics
-        weights = Table(title="learned w, b" + (" vs teacher" if has_teacher else ""))
+        columns = [("learned", "weight/", "bias")]
+        if "closed_form_bias" in metrics:
+            columns.append(("closed form", "closed_form_weight/", "closed_form_bias"))
+        if "teacher_bias" in metrics:
+            columns.append(("teacher", "teacher_weight/", "teacher_bias"))
+        weights = Table(title="w, b: " + ", ".join(title for title, _, _ in columns))
         weights.add_column("")
-        weights.add_column("learned", justify="right")
-        if has_teacher:
-            weights.add_column("teacher", justify="right")
-        for name, key, teacher_key in [
-            *((n, f"weight/{n}", f"teacher_weight/{n}") for n in feature_names),
-            ("bias", "bias", "teacher_bias"),
-        ]:
-            row = [name, f"{metrics[key]:+.4f}"]
-            if has_teacher:
-                row.append(f"{metrics[teacher_key]:+.4f}")
-            weights.add_row(*row)
+        for title, _, _ in columns:
+            weights.add_column(title, justify="right")
+        for name in [*feature_names, "bias"]:
+            keys = [bias if name == "bias" else prefix + name for _, prefix, bias in columns]
+            weights.add_row(name, *(f"{metrics[key]:+.4f}" for key in keys))
         console.print(weights)
     console.print(f"run directory: {run_dir}")

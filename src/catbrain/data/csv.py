@@ -162,6 +162,13 @@ class CsvDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> BatchLoader:
         return self._loader("test", shuffle=False)
 
+    def training_arrays(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Training features and target, if the target is a number (for a closed-form fit)."""
+        train = self.splits.get("train")
+        if not train or not train["target"].is_floating_point():
+            return None
+        return train["features"], train["target"]
+
     def teacher(self) -> None:
         """Real data has no known teacher."""
         return None

@@ -116,6 +116,13 @@ class WorldDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> BatchLoader:
         return self._loader("test", shuffle=False)
 
+    def training_arrays(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Training features and the first target, if it is a number (for a closed-form fit)."""
+        train = self.splits.get("train")
+        if not train or not train[self.targets[0]].is_floating_point():
+            return None
+        return train["features"], train[self.targets[0]]
+
     def teacher(self) -> tuple[torch.Tensor, float] | None:
         """The world's noiseless linear rule for the first target, if it has one."""
         teacher = getattr(self.world, "teacher", None)
