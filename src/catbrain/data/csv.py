@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
 import torch
 
-from catbrain.data.loading import BatchLoader, batches_done_in_epoch
+from catbrain.data.base import InMemoryDataModule
 from catbrain.data.table import read_columns
 
 TASKS = ("regression", "classification")
 
 
-class CsvDataModule(pl.LightningDataModule):
+class CsvDataModule(InMemoryDataModule):
     """Columns ``features`` predict column ``target`` of CSV files.
 
     Give ``path`` (one file, split into train / val / test by ``val_fraction`` and
@@ -59,6 +58,7 @@ class CsvDataModule(pl.LightningDataModule):
             raise ValueError(f"data.batch_size must be a positive integer, got {batch_size!r}")
         self.feature_names = list(features)
         self.target_name = target
+        self.batch_keys = ["target"]
         self.task = task
         self.seed, self.batch_size, self.standardize = seed, batch_size, standardize
         self.batches_per_call = batches_per_call
@@ -72,10 +72,6 @@ class CsvDataModule(pl.LightningDataModule):
             self.class_names = sorted(set(next(iter(tables.values()))["labels"]))
         self.splits = self._split(tables, val_fraction, test_fraction)
         self.input_mean = self.input_std = self.target_mean = self.target_std = None
-
-    @property
-    def num_features(self) -> int:
-        return len(self.feature_names)
 
     def _read(self, file: str) -> dict[str, torch.Tensor]:
         is_label = self.task == "classification"
@@ -140,34 +136,6 @@ class CsvDataModule(pl.LightningDataModule):
             if self.task == "regression":
                 self.target_mean = train["target"].mean().cpu()
                 self.target_std = train["target"].std().nan_to_num(1.0).clamp_min(1e-8).cpu()
-
-    def _loader(self, split: str, shuffle: bool) -> BatchLoader:
-        if split not in self.splits:
-            raise ValueError(f"data: no {split} split: data.test_path alone serves catbrain-eval, not training")
-        data = self.splits[split]
-        tensors = (data["features"], data["target"])
-        if shuffle:  # training: the optimizer's batch size, grouped as the task asks
-            return BatchLoader(
-                tensors, self.batch_size, True, self.seed, self.batches_per_call, batches_done_in_epoch(self)
-            )
-        # evaluation: batch size does not change the metrics, so take big batches
-        return BatchLoader(tensors, self.batch_size * self.batches_per_call, False)
-
-    def train_dataloader(self) -> BatchLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> BatchLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> BatchLoader:
-        return self._loader("test", shuffle=False)
-
-    def training_arrays(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Training features and target, if the target is a number (for a closed-form fit)."""
-        train = self.splits.get("train")
-        if not train or not train["target"].is_floating_point():
-            return None
-        return train["features"], train["target"]
 
     def teacher(self) -> None:
         """Real data has no known teacher."""

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
-from catbrain.data.loading import BatchLoader, batches_done_in_epoch
+from catbrain.data.base import InMemoryDataModule
 
 SPLITS = ("train", "val", "test")
 
 
-class WorldDataModule(pl.LightningDataModule):
+class WorldDataModule(InMemoryDataModule):
     """Train / val / test splits drawn from ``world``; batches are ``(features, *targets)``.
 
     With ``standardize`` the mean and standard deviation of the training features (and of a
@@ -54,6 +53,7 @@ class WorldDataModule(pl.LightningDataModule):
         self.world = world
         self.targets = list(targets)
         self.target_name = self.targets[0]
+        self.batch_keys = self.targets
         self.feature_names = list(features)
         self.class_names = list(class_names) if class_names is not None else None
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
@@ -64,10 +64,6 @@ class WorldDataModule(pl.LightningDataModule):
         self.input_std: torch.Tensor | None = None
         self.target_mean: torch.Tensor | None = None
         self.target_std: torch.Tensor | None = None
-
-    @property
-    def num_features(self) -> int:
-        return len(self.feature_names)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -96,32 +92,6 @@ class WorldDataModule(pl.LightningDataModule):
             if train_target.is_floating_point():
                 self.target_mean = train_target.mean().cpu()
                 self.target_std = train_target.std().clamp_min(1e-8).cpu()
-
-    def _loader(self, split: str, shuffle: bool) -> BatchLoader:
-        data = self.splits[split]
-        tensors = (data["features"], *(data[t] for t in self.targets))
-        if shuffle:  # training: the optimizer's batch size, grouped as the task asks
-            return BatchLoader(
-                tensors, self.batch_size, True, self.seed, self.batches_per_call, batches_done_in_epoch(self)
-            )
-        # evaluation: batch size does not change the metrics, so take big batches
-        return BatchLoader(tensors, self.batch_size * self.batches_per_call, False)
-
-    def train_dataloader(self) -> BatchLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> BatchLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> BatchLoader:
-        return self._loader("test", shuffle=False)
-
-    def training_arrays(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Training features and the first target, if it is a number (for a closed-form fit)."""
-        train = self.splits.get("train")
-        if not train or not train[self.targets[0]].is_floating_point():
-            return None
-        return train["features"], train[self.targets[0]]
 
     def teacher(self) -> tuple[torch.Tensor, float] | None:
         """The world's noiseless linear rule for the first target, if it has one."""
