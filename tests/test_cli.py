@@ -207,3 +207,5 @@ def test_resume_carries_on_in_the_runs_own_directory(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((tmp_path / "run/metrics.json").read_text())["steps"] == 3 * 512 // 64
     assert not (tmp_path / "outputs").exists()
+    # The first part's CSV log is kept beside the new one (Lightning's CSV logger would delete it).
+    assert (tmp_path / "run/csv/metrics.before_resume_1.csv").is_file() and (tmp_path / "run/csv/metrics.csv").is_file()

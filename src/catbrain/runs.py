@@ -47,6 +47,15 @@ def save_config(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return resolved
 
 
+def keep_earlier_csv_logs(run_dir: Path) -> None:
+    """A run resumed in its own directory: move the CSV log aside, which Lightning's CSV logger would delete."""
+    for metrics in run_dir.glob("*/metrics.csv"):
+        number = 1
+        while (kept := metrics.with_name(f"metrics.before_resume_{number}.csv")).exists():
+            number += 1
+        metrics.rename(kept)
+
+
 def make_trainer(cfg: DictConfig, with_callbacks: bool = True) -> Any:
     from hydra.utils import instantiate
 

@@ -46,6 +46,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         "target_name": datamodule.target_name,
         "class_names": getattr(task, "class_names", None),
     }
+    if cfg.ckpt_path:
+        runs.keep_earlier_csv_logs(run_dir)
     trainer = runs.make_trainer(cfg)
     clock = TrainingClock()
     trainer.callbacks.append(clock)
