@@ -124,3 +124,33 @@ def test_classification_on_csv_takes_class_names_from_the_data(tmp_path, quiet_r
     metrics = train(config)
     assert metrics["test/acc"] > 0.8
     assert "test/confusion/run_away/approach" in metrics
+
+
+def test_a_world_written_to_csv_trains_like_its_own_data(tmp_path, quiet_run, capsys):
+    from catbrain.data.table import read_columns
+    from catbrain.export_data import main as write_data
+
+    out = tmp_path / "cat_csv"
+    write_data([f"out={out}", "data.n_train=2000", "data.n_val=200", "data.n_test=500"])
+    assert "train: 2000 rows" in capsys.readouterr().out
+    header = (out / "train.csv").read_text().splitlines()[0]
+    assert header == "hardness,sharpness,score,decision"
+    test_rows = read_columns(out / "test.csv", ["hardness", "sharpness", "score"], ["decision"])
+    assert len(test_rows["score"]) == 500 and set(test_rows["decision"]) == {"approach", "ignore", "run_away"}
+
+    config = compose_config(
+        ["experiment=cat_softmax", "data=csv", f"data.train_path={out / 'train.csv'}",
+         f"data.test_path={out / 'test.csv'}", "data.features=[hardness,sharpness]", "data.target=decision",
+         "data.task=classification", *quiet_run],
+        tmp_path / "run",
+    )  # fmt: skip
+    metrics = train(config)
+    assert metrics["test/acc"] > 0.85
+
+
+def test_only_worlds_can_be_written(tmp_path, capsys):
+    from catbrain.export_data import main as write_data
+
+    with pytest.raises(SystemExit) as exit_:
+        write_data([f"out={tmp_path}", "data=csv"])
+    assert exit_.value.code == 2 and "is not a synthetic world" in capsys.readouterr().err
