@@ -21,6 +21,10 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
     # The task's own transfer_batch_to_device only skips batches already on the device.
     warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
+    # Epoch metrics come from torchmetrics, which already syncs them across processes.
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
+    # A resumed run continues in its own checkpoint directory on purpose.
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")

@@ -53,10 +53,8 @@ class ClassificationTask(Task):
 
     def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
         metrics.update(output, batch[1])
-
-    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        super().test_step(batch, batch_idx)
-        self.confusion.update(self(batch[0]).detach(), batch[1])
+        if metrics is self.metrics["test_"]:
+            self.confusion.update(output, batch[1])
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
