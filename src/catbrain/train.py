@@ -60,6 +60,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
 
     metrics = runs.collect_metrics(trainer, task, datamodule)
+    metrics.update(runs.test_shifted(trainer, task, datamodule))
     metrics.update(
         {
             "fit_seconds": fit_seconds,

@@ -38,6 +38,7 @@ class Task(pl.LightningModule):
     """
 
     kind = "task"
+    test_name = "test"  # what test metrics are called: "shift" while testing on the shifted split
 
     def __init__(
         self,
@@ -236,9 +237,11 @@ class Task(pl.LightningModule):
         self._step("test", batch)
 
     def _log_epoch(self, stage: str) -> None:
-        values = {f"{stage}/loss": self.losses[f"{stage}_"].compute(), **self.metrics[f"{stage}_"].compute()}
-        loss = values.pop(f"{stage}/loss")
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val")  # the bar shows val/loss, the logs everything
+        name = self.test_name if stage == "test" else stage  # "shift" while testing on the shifted split
+        values = {f"{name}/loss": self.losses[f"{stage}_"].compute()}
+        values.update({name + key.removeprefix(stage): v for key, v in self.metrics[f"{stage}_"].compute().items()})
+        loss = values.pop(f"{name}/loss")
+        self.log(f"{name}/loss", loss, prog_bar=stage == "val")  # the bar shows val/loss, the logs everything
         self.log_dict(values)
         self.losses[f"{stage}_"].reset()
         self.metrics[f"{stage}_"].reset()
