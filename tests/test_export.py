@@ -305,6 +305,7 @@ def test_bad_input_is_one_line(checkpoints, capsys, tmp_path):
     no_dir = tmp_path / "no" / "model.pt"
     assert_one_line_error(capsys, [ckpt, "format=torchscript", f"out={no_dir}"], str(no_dir.parent), "does not exist")
     assert_one_line_error(capsys, [ckpt, "format=torchscript", f"out={tmp_path}"], "is a directory")
+    assert_one_line_error(capsys, [ckpt, "format=torchscript", f"out={checkpoints['threshold']}"], "the checkpoint")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.ckpt"]  # nothing written, no temporary files
 
 

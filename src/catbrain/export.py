@@ -116,6 +116,8 @@ def output_path(ckpt_path: str, export_format: str, out: str | None = None) -> P
         )
     if not path.parent.is_dir():
         raise UsageError(f"out={str(path)!r}: the directory {str(path.parent)!r} does not exist")
+    if path.exists() and path.resolve() == Path(ckpt_path).resolve():
+        raise UsageError(f"out={str(path)!r} is the checkpoint itself; give another out=...")
     return path
 
 
