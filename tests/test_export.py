@@ -324,3 +324,11 @@ def test_missing_onnx_packages_name_the_extra(checkpoints, capsys, monkeypatch):
     assert_one_line_error(
         capsys, [f"ckpt_path={checkpoints['threshold']}", "format=onnx"], "onnxscript", 'pip install "catbrain[export]"'
     )
+
+
+def test_torchscript_needs_no_onnx_package(checkpoints, tmp_path, monkeypatch):
+    for package in ("onnx", "onnxscript", "onnxruntime"):
+        monkeypatch.setitem(sys.modules, package, None)  # any import of them would now fail
+    path = export(str(checkpoints["classification"]), "torchscript", str(tmp_path / "softmax.pt"))
+    outputs = run_torchscript(path, raw_rows(checkpoints["classification"]))
+    assert outputs["probabilities"].shape == (50, 3) and outputs["decision"].shape == (50,)
