@@ -19,6 +19,7 @@ from tests.conftest import compose_config, run_cli
 TINY = ["data.n_train=256", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=2"]
 EXPERIMENTS = {
     "threshold": [],
+    "ordinal": ["experiment=cat_ordinal"],
     "classification": ["experiment=cat_softmax"],
     "regression": ["experiment=weather_3pm", "model=mlp"],
 }
@@ -119,7 +120,7 @@ def test_exported_file_answers_as_predict_does(checkpoints, exported, capsys, ki
             assert set(outputs) == {"prediction"}
             assert outputs["prediction"].shape == (n_rows,)
             assert_close(outputs["prediction"], [answer["prediction"] for answer in answers])
-        elif kind == "threshold":
+        elif kind in ("threshold", "ordinal"):
             assert set(outputs) == {"score", "decision"}
             assert_close(outputs["score"], [answer["score"] for answer in answers])
             assert [class_names[d] for d in outputs["decision"]] == [answer["prediction"] for answer in answers]
@@ -139,7 +140,7 @@ def expected_metadata(ckpt):
         "feature_names": info["feature_names"],
         "target_name": info["target_name"],
         "class_names": info["class_names"],
-        "thresholds": model.thresholds.tolist() if info["kind"] == "threshold" else None,
+        "thresholds": model.thresholds.tolist() if info["kind"] in ("threshold", "ordinal") else None,
     }
 
 

@@ -44,11 +44,16 @@ OUTPUTS = {
         "score": "the score in the target's own units, float32 (batch,)",
         "decision": "index into class_names, int64 (batch,): how many thresholds the score has passed",
     },
+    "ordinal": {
+        "score": "the score (learned from decisions, so in units of its noise), float32 (batch,)",
+        "decision": "index into class_names, int64 (batch,): how many learned thresholds the score has passed",
+    },
     "classification": {
         "probabilities": "softmax over class_names, float32 (batch, classes)",
         "decision": "index into class_names of the largest logit, int64 (batch,)",
     },
 }
+THRESHOLDED = ("threshold", "ordinal")
 EXTRA_FILE = "catbrain.json"
 ONNX_PACKAGES = ("onnx", "onnxscript")
 INSTALL_HINT = 'pip install "catbrain[export]"'
@@ -70,15 +75,17 @@ class RawFeatureModel(nn.Module):
         self.kind = kind
         for name in ("input_mean", "input_std", "target_mean", "target_std"):
             self.register_buffer(name, scaling[name].detach().to(torch.float32).clone())
+        if kind in THRESHOLDED:  # learned thresholds are computed from parameters: keep their values
+            self.register_buffer("thresholds", model.thresholds.detach().to(torch.float32).clone())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         output = self.model((features - self.input_mean) / self.input_std)
         output = output * self.target_std + self.target_mean
         if self.kind == "classification":
             return torch.softmax(output, dim=-1), output.argmax(dim=-1)
-        if self.kind == "threshold":
+        if self.kind in THRESHOLDED:
             score = output.unsqueeze(-1)
-            thresholds, tie_goes_up = self.model.thresholds, self.model.tie_goes_up
+            thresholds, tie_goes_up = self.thresholds, self.model.tie_goes_up
             passed = (score > thresholds) | (tie_goes_up & (score == thresholds))
             return output, passed.sum(dim=-1)
         return output
@@ -133,7 +140,7 @@ def require_onnx() -> None:
 def metadata(info: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     """What a consumer needs to know to feed the file and read its outputs."""
     kind = info["kind"]
-    thresholds = model.thresholds.tolist() if kind == "threshold" else None
+    thresholds = model.thresholds.tolist() if kind in THRESHOLDED else None
     return {
         "kind": kind,
         "feature_names": list(info["feature_names"]),
