@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from catbrain._cli import UsageError, errors_as_one_line
+from catbrain.runs import usual_permissions
 
 PROG = "catbrain-export"
 ARGUMENTS = {
@@ -255,9 +256,7 @@ def export(ckpt_path: str, export_format: str, out: str | None = None) -> Path:
             export_onnx(wrapped, document, Path(temporary))
         else:
             export_torchscript(wrapped, document, Path(temporary))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # a file to hand on: the usual permissions, not mkstemp's owner-only
+        usual_permissions(temporary)  # a file to hand on: the usual permissions, not mkstemp's owner-only
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -38,10 +38,18 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w") as file:
             file.write(text)
+        usual_permissions(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def usual_permissions(path: str | Path) -> None:
+    """Give a file from ``mkstemp`` (owner-only) the permissions a plain ``open`` would have given it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def save_config(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
