@@ -55,6 +55,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     fit_seconds = time.perf_counter() - started
+    history = list(task.history)  # testing the best checkpoint below loads that checkpoint's (shorter) history
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
@@ -70,8 +71,16 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         }
     )
     if trainer.is_global_zero:  # one process writes and prints for all of them
+        from catbrain import plots, report
+
         runs.write_metrics(run_dir, metrics)
-        runs.print_summary(f"catbrain-train: {cfg.name}", metrics, datamodule.feature_names, run_dir)
+        title = f"catbrain-train: {cfg.name}"
+        pictures = (
+            plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.get("plots", True) else []
+        )
+        plots.log_pictures(trainer, pictures)
+        report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)
+        runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
     return metrics
 
 

@@ -28,6 +28,7 @@ class CatWorld(World):
 
     feature_names = ("hardness", "sharpness")
     class_names = ("approach", "ignore", "run_away")
+    units = {"hardness": "0 soft to 1 hard", "sharpness": "0 blunt to 1 sharp"}
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ class LionWorld(World):
 
     feature_names = ("distance", "prey_speed", "heading_cos", "heading_sin", "reaction_time")
     target_name = "leap"
+    units = {"distance": "m", "prey_speed": "m/s", "reaction_time": "s", "leap": "m"}
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ class WeatherWorld(World):
 
     feature_names = ("temp_today", "pressure", "humidity", "day_sin", "day_cos")
     target_name = "temp_tomorrow"
+    units = {"temp_today": "°C", "pressure": "hPa", "humidity": "%", "temp_tomorrow": "°C"}
 
     def __init__(
         self,
