@@ -69,7 +69,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = runs.collect_metrics(trainer, task, datamodule)
     metrics.update(runs.test_shifted(trainer, task, datamodule))
     runs.write_metrics(run_dir, metrics)
-    runs.print_summary(f"catbrain-eval: {cfg.name}", metrics, datamodule.feature_names, run_dir)
+    title = f"catbrain-eval: {cfg.name}"
+    from catbrain import plots, report
+
+    pictures = plots.draw_run(task, datamodule, [], run_dir, cfg.name, metrics) if cfg.plots else []
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures)
+    runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
     return metrics
 
 

@@ -57,6 +57,13 @@ def _label(name: str, world: Any) -> str:
     return f"{name} ({unit})" if unit else name
 
 
+def decision_grid(task: Any, low: torch.Tensor, high: torch.Tensor, steps: int = 300) -> tuple[Any, Any, Any]:
+    """The model's decision on a ``steps x steps`` grid over ``[low, high]``: ``xs, ys, regions[y, x]``."""
+    xs, ys = torch.linspace(float(low[0]), float(high[0]), steps), torch.linspace(float(low[1]), float(high[1]), steps)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+    return xs, ys, _decide(task, _predict(task, grid)).reshape(steps, steps)
+
+
 def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path | None:
     """The feature plane coloured by the model's decision, the teacher's boundaries, and a sample of test objects."""
     class_names = getattr(task, "class_names", None)
@@ -72,22 +79,36 @@ def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path |
     low, high = features.min(0).values, features.max(0).values
     margin = 0.02 * (high - low)
     low, high = low - margin, high + margin
-    steps = 300
-    xs, ys = torch.linspace(float(low[0]), float(high[0]), steps), torch.linspace(float(low[1]), float(high[1]), steps)
+    xs, ys, regions = decision_grid(task, low, high)
+    steps = len(xs)
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
-    regions = _decide(task, _predict(task, grid)).reshape(steps, steps)
     colours = CLASS_COLOURS[: len(class_names)]
     cmap = ListedColormap(colours)
 
     figure, axes = plt.subplots(figsize=(6.2, 5.4))
-    axes.pcolormesh(xs, ys, regions, cmap=cmap, vmin=-0.5, vmax=len(class_names) - 0.5, alpha=0.35, shading="auto")
+    axes.pcolormesh(
+        xs.numpy(),
+        ys.numpy(),
+        regions.numpy(),
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=len(class_names) - 0.5,
+        alpha=0.35,
+        shading="auto",
+    )
     handles = [Patch(facecolor=c, alpha=0.5, label=f"model: {n}") for c, n in zip(colours, class_names)]
 
     world = getattr(datamodule, "world", None)
     if world is not None and hasattr(world, "teacher_score") and hasattr(world, "delta"):
         teacher = world.teacher_score(grid).reshape(steps, steps)
         axes.contour(
-            xs, ys, teacher, levels=[-world.delta, world.delta], colors="black", linestyles="--", linewidths=1.4
+            xs.numpy(),
+            ys.numpy(),
+            teacher.numpy(),
+            levels=[-world.delta, world.delta],
+            colors="black",
+            linestyles="--",
+            linewidths=1.4,
         )
         handles.append(Line2D([], [], color="black", linestyle="--", label="teacher's boundary"))
 
@@ -97,9 +118,9 @@ def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path |
         observed = test[decision].cpu()[sample]
         for index, colour in enumerate(colours):
             chosen = sample[observed == index]
-            axes.scatter(*features[chosen].T, s=9, color=colour, edgecolors="black", linewidths=0.3)
+            axes.scatter(*features[chosen].numpy().T, s=9, color=colour, edgecolors="black", linewidths=0.3)
     else:
-        axes.scatter(*features[sample].T, s=9, color="grey", edgecolors="black", linewidths=0.3)
+        axes.scatter(*features[sample].numpy().T, s=9, color="grey", edgecolors="black", linewidths=0.3)
     label = "test objects (observed decision)" if decision is not None else "test objects"
     handles.append(Line2D([], [], marker="o", color="grey", linestyle="", markersize=4, label=label))
     axes.set_xlim(float(low[0]), float(high[0]))
@@ -129,7 +150,7 @@ def predicted_vs_true(task: Any, datamodule: Any, path: Path, title: str) -> Pat
         truth = data[key].cpu()[sample]
         predicted = _predict(task, data["features"].cpu()[sample])
         label = "test rows" if split == "test" else "shifted test rows"
-        axes.scatter(truth, predicted, s=6, alpha=0.45, color=colour, label=label, edgecolors="none")
+        axes.scatter(truth.numpy(), predicted.numpy(), s=6, alpha=0.45, color=colour, label=label, edgecolors="none")
         lows.append(min(truth.min(), predicted.min()).item())
         highs.append(max(truth.max(), predicted.max()).item())
     low, high = min(lows), max(highs)
@@ -214,6 +235,8 @@ def draw_run(
 
 def log_pictures(trainer: Any, pictures: list[Path]) -> None:
     """Show the pictures in TensorBoard too (other loggers get them as files, or not at all)."""
+    if not pictures:
+        return
     from matplotlib.image import imread
 
     for logger in trainer.loggers:

@@ -75,9 +75,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
 
         runs.write_metrics(run_dir, metrics)
         title = f"catbrain-train: {cfg.name}"
-        pictures = (
-            plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.get("plots", True) else []
-        )
+        pictures = plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.plots else []
         plots.log_pictures(trainer, pictures)
         report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)
         runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
