@@ -55,24 +55,34 @@ def errors_as_one_line(prog: str) -> Iterator[None]:
     Bad input exits with 2, any other failure with 1. In a sweep the job's error is printed and
     raised on, so that Hydra runs the other jobs and reports the failure at the end.
     """
-    from catbrain.data.table import TableError
-    from catbrain.validation import ConfigError
-
     try:
         yield
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        instantiating = error.__cause__ is not None and "Instantiation" in type(error).__name__
-        root = error.__cause__ if instantiating else error
-        # A constructor refusing its arguments is bad input too.
-        bad_input = isinstance(root, (UsageError, TableError, ConfigError)) or (
-            instantiating and isinstance(root, (ValueError, TypeError))
-        )
+        reason, bad_input = explain(error)
         if in_multirun():
-            print(f"{prog}: error: {' '.join(describe(error).split())}", file=sys.stderr)
+            print(f"{prog}: error: {reason}", file=sys.stderr)
             raise
-        fail(prog, describe(error), code=2 if bad_input else 1)
+        fail(prog, reason, code=2 if bad_input else 1)
+
+
+def explain(error: BaseException) -> tuple[str, bool]:
+    """The one-line reason for ``error``, and whether it is bad input (exit 2) rather than a failure (exit 1)."""
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    from catbrain.data.table import TableError
+    from catbrain.validation import ConfigError
+
+    instantiating = error.__cause__ is not None and "Instantiation" in type(error).__name__
+    root = error.__cause__ if instantiating else error
+    # A constructor refusing its arguments is bad input too, and so is a config Hydra cannot compose.
+    bad_input = isinstance(root, (UsageError, TableError, ConfigError)) or (
+        instantiating and isinstance(root, (ValueError, TypeError))
+    )
+    if isinstance(error, (ConfigCompositionException, OverrideParseException)):
+        return " ".join(str(error).split("Config search path")[0].split()), True
+    return " ".join(describe(error).split()), bad_input
 
 
 def die_quietly_on_broken_pipe() -> None:
