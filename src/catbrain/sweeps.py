@@ -85,6 +85,16 @@ def varying_overrides(rows: Sequence[Row]) -> tuple[list[list[str]], list[str]]:
     return [[o for o in r.overrides if o not in common] for r in rows], shared
 
 
+def short(override: str) -> str:
+    """``key=value`` with a float value cut to 4 significant digits, for reading (the CSV keeps every digit)."""
+    key, _, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.4g}" if "." in value or "e" in value.lower() else override
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return ""
@@ -111,7 +121,7 @@ def write_summary(
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow([label, "status", "overrides", *names, "best", "run_dir", "error"])
+    writer.writerow([label, "status", "overrides", *names, "best", "run_dir", "reason"])
     for row in rows:
         values = [_number(row.metrics.get(name)) for name in names]
         mark = "yes" if row is best else ""
@@ -129,13 +139,13 @@ def write_summary(
     if shared:
         lines += ["shared overrides: `" + " ".join(shared) + "`", ""]
     lines += [best_line.replace("best", "**best", 1).replace(":", ":**", 1), ""]
-    header = [label, "status", "overrides", *names, "run dir", "error"]
+    header = [label, "status", "overrides", *names, "run dir", "reason"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, own in zip(rows, varying):
         cells = [
             f"**{row.number}**" if row is best else str(row.number),
             row.status,
-            " ".join(f"`{o}`" for o in own),
+            " ".join(f"`{short(o)}`" for o in own),
             *(_number(row.metrics.get(name)) for name in names),
             row.run_dir,
             row.error.replace("|", "\\|"),
@@ -143,17 +153,19 @@ def write_summary(
         lines.append("| " + " | ".join(cells) + " |")
     write_atomically(directory / "summary.md", "\n".join(lines) + "\n")
 
+    # The printed table keeps to what fits a terminal: the chosen metric; the files hold every metric.
     table = Table(title=title)
     table.add_column(label, justify="right")
     table.add_column("status")
-    table.add_column("overrides", overflow="fold", min_width=16)
-    for name in names:
-        table.add_column(name.removeprefix("test/"), justify="right")
-    table.add_column("run dir / error", overflow="fold")
+    table.add_column("overrides", overflow="fold", min_width=24)
+    table.add_column(metric, justify="right")
+    table.add_column("epochs", justify="right")
+    table.add_column("reason", overflow="fold")
     for row, own in zip(rows, varying):
         style = "bold green" if row is best else ("red" if row.status == "failed" else None)
-        shown = [f"{row.metrics[name]:.4g}" if name in row.metrics else "" for name in names]
-        table.add_row(str(row.number), row.status, " ".join(own), *shown, row.error or row.run_dir, style=style)
+        value = f"{row.metrics[metric]:.4g}" if metric in row.metrics else ""
+        epochs = _number(row.metrics.get("epochs"))
+        table.add_row(str(row.number), row.status, " ".join(map(short, own)), value, epochs, row.error, style=style)
     console = Console()
     console.print(table)
     console.print(best_line, highlight=False, soft_wrap=True)
