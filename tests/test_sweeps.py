@@ -24,11 +24,12 @@ def read_summary(directory):
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    """A basic-launcher sweep of three tiny runs, the second with a learning rate the config check refuses."""
+    """A basic-launcher sweep of three tiny runs, the second with a learning rate that makes training diverge."""
     workdir = tmp_path_factory.mktemp("sweep")
     result = run_cli(
-        "catbrain-train", "-m", *TINY, *QUIET, "optimizer.lr=0.01,-1,0.1", "hydra.sweep.dir=sweep", cwd=workdir
-    )
+        "catbrain-train", "-m", *TINY, *QUIET, "optimizer=sgd", "optimizer.lr=0.01,1e6,0.05", "hydra.sweep.dir=sweep",
+        cwd=workdir,
+    )  # fmt: skip
     return workdir / "sweep", result
 
 
@@ -37,11 +38,8 @@ def test_a_sweep_summary_has_one_row_per_job_and_the_best_run(swept):
     rows = read_summary(sweep_dir)
     assert [row["job"] for row in rows] == ["0", "1", "2"]
     assert [row["status"] for row in rows] == ["ok", "failed", "ok"]
-    assert [row["overrides"].split()[-1] for row in rows] == [
-        "optimizer.lr=0.01",
-        "optimizer.lr=-1",
-        "optimizer.lr=0.1",
-    ]
+    swept_values = ["optimizer.lr=0.01", "optimizer.lr=1000000.0", "optimizer.lr=0.05"]
+    assert [row["overrides"].split()[-1] for row in rows] == swept_values
     for row in (rows[0], rows[2]):  # the metrics are the runs' own
         metrics = json.loads((sweep_dir / row["job"] / "metrics.json").read_text())
         assert float(row["test/loss"]) == pytest.approx(metrics["test/loss"], rel=1e-5)
@@ -51,22 +49,36 @@ def test_a_sweep_summary_has_one_row_per_job_and_the_best_run(swept):
     best = min(losses, key=losses.get)
     assert [row["job"] for row in rows if row["best"] == "yes"] == [best]
     markdown = (sweep_dir / "summary.md").read_text()
-    assert f"**best job:** {best} (test/loss = " in markdown and "`optimizer.lr=-1`" in markdown
+    assert f"**best job:** {best} (test/loss = " in markdown and "`optimizer.lr=1e+06`" in markdown
     assert "catbrain-train sweep" in result.stdout and f"best job: {best}" in result.stdout
 
 
 def test_a_failed_job_is_a_row_and_one_line_and_the_sweep_goes_on(swept):
     sweep_dir, result = swept
     failed = read_summary(sweep_dir)[1]
-    assert failed["status"] == "failed" and failed["reason"] == "optimizer.lr=-1: must be a number > 0"
+    divergence = "DivergenceError: train/loss became inf at step"
+    assert failed["status"] == "failed" and failed["reason"].startswith(divergence)
     assert (sweep_dir / "2/metrics.json").is_file()  # the job after the failed one ran
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert errors == [
-        "catbrain-train: error: job 1: optimizer.lr=-1: must be a number > 0",
-        "catbrain-train: error: 1 of 3 jobs failed (job 1)",
-    ]
-    assert result.returncode == 2  # the only failure was bad input
+    assert len(errors) == 2 and errors[0].startswith(f"catbrain-train: error: job 1: {divergence}")
+    assert errors[1] == "catbrain-train: error: 1 of 3 jobs failed (job 1)"
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("sweep", "expected"),
+    [
+        ("optimizer.lr=0.1,-1", "optimizer.lr=-1: must be a number > 0"),
+        ("optimizer=adam,nesterov", "Could not find 'optimizer/nesterov'"),
+    ],
+)
+def test_a_sweep_with_a_bad_job_config_stops_before_any_job(sweep, expected, tmp_path):
+    result = run_cli("catbrain-train", "-m", *TINY, sweep, cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("catbrain-train: error: ") and expected in line
+    assert not (tmp_path / "multirun").exists()
 
 
 def test_the_best_run_by_another_metric_and_direction(swept, tmp_path):
@@ -92,7 +104,7 @@ def test_a_joblib_sweep_runs_jobs_in_processes_into_one_sweep_directory(swept, t
     # No hydra.sweep.dir: the default one, with its ${pid:}, must be the same for jobs in other processes.
     result = run_cli(
         "catbrain-train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, *QUIET,
-        "optimizer.lr=0.01,0.1", cwd=tmp_path,
+        "optimizer=sgd", "optimizer.lr=0.01,0.05", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     (sweep_dir,) = (tmp_path / "multirun").iterdir()
@@ -226,6 +238,16 @@ def test_bad_search_input_is_one_line_and_exit_2(arguments, expected, tmp_path):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("catbrain-search: error: ") and expected in line
     assert not (tmp_path / "searches").exists()
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf/search").glob("*.yaml")))
+def test_every_search_config_loads_and_its_training_config_composes(name, tmp_path):
+    pytest.importorskip("optuna", reason="needs the sweep extra: pip install -e .[sweep]")
+    from catbrain.search import check_training_overrides, load_search_config
+
+    cfg = load_search_config(name, [])
+    assert cfg.name == name and cfg.params
+    check_training_overrides([str(o) for o in cfg.overrides], cfg.params, tmp_path)
 
 
 def test_search_help_names_the_configs_and_keys(tmp_path):
