@@ -11,7 +11,7 @@ from catbrain.validation import check_signatures
 from tests.conftest import compose_config
 
 CONF = Path(config_dir())
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "search")  # search/: catbrain-search's
 OPTIONS = [(group, option.stem) for group in GROUPS for option in sorted((CONF / group).glob("*.yaml"))]
 # Options that only make sense beside another experiment than the default cat_threat.
 CONTEXT = {

@@ -8,7 +8,9 @@ catbrain-train ckpt_path=outputs/.../checkpoints/last.ckpt   # resume that run
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -17,8 +19,11 @@ from catbrain import _cli
 from catbrain.config import config_dir
 
 
-def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
-    """Fit ``cfg.task`` on ``cfg.data``, test the best checkpoint, and return the metrics written."""
+def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequence[Any] = ()) -> dict[str, float]:
+    """Fit ``cfg.task`` on ``cfg.data``, test the best checkpoint, and return the metrics written.
+
+    ``callbacks`` are Lightning callbacks added to the configured ones (a search's pruning callback).
+    """
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
@@ -50,7 +55,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         runs.keep_earlier_csv_logs(run_dir)
     trainer = runs.make_trainer(cfg)
     clock = TrainingClock()
-    trainer.callbacks.append(clock)
+    trainer.callbacks.extend([clock, *callbacks])
 
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
@@ -83,11 +88,16 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-def _app(cfg: DictConfig) -> None:
+def _app(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
+    overrides = list(HydraConfig.get().overrides.task)
+    if _cli.in_multirun():  # a failed job is one line and a row of the sweep's summary; the others go on
+        from catbrain.sweeps import run_job
+
+        return run_job("catbrain-train", lambda: train(cfg, overrides=overrides))
     with _cli.errors_as_one_line("catbrain-train"):
-        train(cfg, overrides=list(HydraConfig.get().overrides.task))
+        train(cfg, overrides=overrides)
 
 
 def main() -> None:
