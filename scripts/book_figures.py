@@ -19,6 +19,7 @@ from catbrain.train import train
 
 QUIET = ["logger=none", "callbacks=[model_checkpoint,early_stopping]", "trainer.enable_progress_bar=false"]
 RUNS = {
+    "weather_3pm": ["experiment=weather_3pm"],
     "cat_threat": ["experiment=cat_threat"],
     "cat_softmax": ["experiment=cat_softmax"],
     "cat_ordinal": ["experiment=cat_ordinal"],
@@ -30,6 +31,7 @@ RUNS = {
     "lion_shift_all_prey": ["experiment=lion_shift", "data.world.prey_speed_range=[0,5]"],
 }
 PICTURES = {
+    "weather_3pm": ["weight_paths"],
     "cat_ordinal": ["decision_plane", "learning_curves"],
     "cat_nonlinear_linear": ["decision_plane"],
     "cat_nonlinear_mlp": ["decision_plane"],

@@ -33,6 +33,6 @@ def test_tensorboard_logger_writes_events_that_read_back(tmp_path):
     assert len(events.Scalars("val/loss")) == 3
     # The run's pictures are there too, as images of the size the PNG files have.
     images = set(events.Tags()["images"])
-    assert images == {"plots/decision_plane", "plots/predicted_vs_true", "plots/learning_curves"}
+    assert images == {"plots/decision_plane", "plots/predicted_vs_true", "plots/learning_curves", "plots/weight_paths"}
     (image,) = events.Images("plots/decision_plane")
     assert image.width > 400 and image.height > 300

@@ -25,16 +25,16 @@ def picture_names(run_dir) -> set[str]:
 
 def assert_png(path) -> None:
     image = imread(path)
-    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 400
+    assert image.ndim == 3 and image.shape[0] > 250 and image.shape[1] > 400
     assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
 @pytest.mark.parametrize(
     ("experiment", "expected"),
     [
-        ("cat_threat", {"decision_plane.png", "predicted_vs_true.png", "learning_curves.png"}),
+        ("cat_threat", {"decision_plane.png", "predicted_vs_true.png", "learning_curves.png", "weight_paths.png"}),
         ("cat_softmax", {"decision_plane.png", "learning_curves.png"}),
-        ("weather_3pm", {"predicted_vs_true.png", "learning_curves.png"}),
+        ("weather_3pm", {"predicted_vs_true.png", "learning_curves.png", "weight_paths.png"}),
     ],
 )
 def test_each_run_draws_the_pictures_that_apply(tmp_path, experiment, expected):
@@ -78,12 +78,17 @@ def test_learning_curves_follow_the_epochs_and_survive_a_resume(tmp_path):
     train(compose_config([*QUIET, *SMALL, "trainer.max_epochs=2"], tmp_path))
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     history = checkpoint["catbrain_history"]
-    assert [(entry["epoch"], "val/loss" in entry) for entry in history] == [
-        (0, True),
-        (0, False),
-        (1, True),
-        (1, False),
+    assert [(entry["epoch"], "val/loss" in entry, "train/loss" in entry) for entry in history] == [
+        (-1, False, False),  # the weights before training
+        (0, True, False),
+        (0, False, True),
+        (1, True, False),
+        (1, False, True),
     ]
+    # The path's last point is the checkpoint's own weight.
+    weight = checkpoint["state_dict"]["model.score_layer.weight"][0, 0].item()
+    assert [e["weight/hardness"] for e in history if "weight/hardness" in e][-1] == pytest.approx(weight)
+    assert history[0]["weight/hardness"] != pytest.approx(weight, abs=0.01)
     resumed = compose_config(
         [*QUIET, *SMALL, "trainer.max_epochs=4", f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}"], tmp_path
     )

@@ -207,6 +207,41 @@ def learning_curves(history: list[dict[str, float]], path: Path, title: str) -> 
     return _save(figure, path)
 
 
+def weight_paths(history: list[dict[str, float]], metrics: dict[str, float], path: Path, title: str) -> Path | None:
+    """A linear model's weights, from their start through each epoch, against the closed-form answer and the teacher's.
+
+    One panel per weight, each on its own scale (raw feature units differ by orders of magnitude).
+    """
+    names = [*dict.fromkeys(key for entry in history for key in entry if key.startswith("weight/")), "bias"]
+    if "closed_form_bias" not in metrics or len(names) < 2 or not any("bias" in e for e in history):
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows), squeeze=False)
+    for axes, name in zip(grid.flat, names):
+        epochs, values = zip(*[(e["epoch"] + 1, e[name]) for e in history if name in e])
+        axes.plot(epochs, values, marker="o", markersize=3, color="#3b6ea8", label="learned")
+        closed = metrics["closed_form_bias"] if name == "bias" else metrics[f"closed_form_{name}"]
+        axes.axhline(closed, color="#d1495b", linestyle="--", linewidth=1.2, label="closed form")
+        teacher = metrics.get("teacher_bias" if name == "bias" else f"teacher_{name}")
+        if teacher is not None:
+            axes.axhline(teacher, color="black", linestyle=":", linewidth=1.5, label="teacher")
+        axes.set_title(name.removeprefix("weight/"), fontsize=10)
+        axes.set_xlabel("epoch (0: before training)", fontsize=8)
+        axes.grid(alpha=0.3)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.tick_params(labelsize=8)
+    for axes in list(grid.flat)[len(names) :]:
+        axes.axis("off")
+    grid.flat[0].legend(fontsize=7)
+    figure.suptitle(f"{title}: weights (raw feature units) heading for the least-squares answer")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def headline(name: str, metrics: dict[str, float], key: str) -> str:
     """``cat_softmax: test acc 0.905 (Bayes 0.917)``: a picture's title with the numbers it is about."""
     if f"test/{key}" not in metrics:
@@ -229,6 +264,7 @@ def draw_run(
         decision_plane(task, datamodule, plots / "decision_plane.png", headline(name, metrics, accuracy)),
         predicted_vs_true(task, datamodule, plots / "predicted_vs_true.png", headline(name, metrics, "mse")),
         learning_curves(history, plots / "learning_curves.png", name),
+        weight_paths(history, metrics, plots / "weight_paths.png", name),
     ]
     return [path for path in drawn if path is not None]
 

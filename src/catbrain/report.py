@@ -14,6 +14,8 @@ CAPTIONS = {
     "and a sample of test objects in the colour of their observed decision.",
     "predicted_vs_true": "Predicted against observed target on test rows; the black line is a perfect prediction.",
     "learning_curves": "Learning curves: loss per epoch on the training and validation data, and validation metrics.",
+    "weight_paths": "The weights after each epoch (solid), the least-squares answer on the same training rows "
+    "(dashed) and the teacher's (dotted): gradient descent lands on the closed form.",
 }
 
 

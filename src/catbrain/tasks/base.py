@@ -183,6 +183,11 @@ class Task(pl.LightningModule):
             self._step_epoch_scheduler(after_validation=False)
 
     def on_train_start(self) -> None:
+        rule = self.linear_rule()
+        if not self.history and rule is not None:  # where the weights start: the first point of their path
+            names = self.run_info.get("feature_names") or [str(i) for i in range(len(rule[0]))]
+            weights = {f"weight/{name}": float(w) for name, w in zip(names, rule[0])}
+            self.history.append({"epoch": -1, "step": 0, **weights, "bias": rule[1]})
         self._direct_steps = self._can_step_directly()
         # The scaling buffers do not change while training: skip the four no-op operations if they are one.
         self._scaling_is_identity = bool(
@@ -243,7 +248,12 @@ class Task(pl.LightningModule):
         values.update({name + key.removeprefix(stage): v for key, v in self.metrics[f"{stage}_"].compute().items()})
         if stage != "test" and not self.trainer.sanity_checking:
             entry = {"epoch": self.current_epoch, "step": self.global_step}
-            self.history.append(entry | {key: float(value) for key, value in values.items()})
+            entry |= {key: float(value) for key, value in values.items()}
+            rule = self.linear_rule() if stage == "val" else None
+            if rule is not None:  # where the weights are after each epoch, for the picture of their path
+                names = self.run_info.get("feature_names") or [str(i) for i in range(len(rule[0]))]
+                entry |= {f"weight/{name}": float(w) for name, w in zip(names, rule[0])} | {"bias": rule[1]}
+            self.history.append(entry)
         loss = values.pop(f"{name}/loss")
         self.log(f"{name}/loss", loss, prog_bar=stage == "val")  # the bar shows val/loss, the logs everything
         self.log_dict(values)
