@@ -1,6 +1,9 @@
 """Experiment tracking: a real run's metrics are read back from what each logger wrote."""
 
 import csv
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +34,56 @@ def test_tensorboard_logger_writes_events_that_read_back(tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"val/loss", "train/loss", "test/mse"} <= tags
     assert len(events.Scalars("val/loss")) == 3
+
+
+@pytest.mark.slow  # MLflow builds its database on first use: about 6 s on a busy 2-core machine
+def test_mlflow_logger_keeps_metrics_params_and_files_in_a_local_database(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install catbrain[mlflow]")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # the default database is outputs/mlflow.db under the working directory
+    run_dir = tmp_path / "runs" / "first"
+    metrics = train(compose_config([*SMALL, "logger=mlflow", "name=tiny_mlflow", "optimizer.lr=0.03"], run_dir))
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/outputs/mlflow.db")
+    experiment = client.get_experiment_by_name("tiny_mlflow")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "runs/first"
+    assert run.data.tags["run_dir"] == str(run_dir)
+    assert len(client.get_metric_history(run.info.run_id, "val/loss")) == 3  # one per epoch
+    for key, value in metrics.items():  # every metrics.json number, test metrics and references alike
+        assert run.data.metrics[key] == pytest.approx(value, rel=1e-6), key
+    assert run.data.params["optimizer.lr"] == "0.03" and run.data.params["data.n_train"] == "512"
+    assert run.data.params["model._target_"] == "catbrain.models.ThresholdedLinear"
+
+    assert run.info.artifact_uri.startswith(str(tmp_path / "outputs" / "mlartifacts" / "tiny_mlflow"))
+    for name in ("metrics.json", "config.yaml"):
+        downloaded = client.download_artifacts(run.info.run_id, name, str(tmp_path))
+        assert Path(downloaded).read_bytes() == (run_dir / name).read_bytes()
+
+
+def test_mlflow_logger_refuses_a_folder_as_its_database(tmp_path):
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install catbrain[mlflow]")
+    from catbrain._cli import UsageError
+    from catbrain.tracking import mlflow_logger
+
+    with pytest.raises(UsageError, match=r"logger.tracking_uri=.*names a folder"):
+        mlflow_logger("x", f"sqlite:///{tmp_path}")
+
+
+@pytest.mark.slow  # a fresh interpreter importing Lightning
+def test_mlflow_is_imported_only_when_chosen(tmp_path):
+    # A run with another logger, and checking a config that names MLflow, leave MLflow unimported (about 1 s).
+    script = (
+        "import sys\n"
+        "from catbrain import runs, train, tracking\n"
+        "from catbrain.config import compose_config\n"
+        "from catbrain.validation import validate\n"
+        f"validate(compose_config(['logger=mlflow'], {str(tmp_path)!r}))\n"
+        f"trainer = runs.make_trainer(compose_config(['logger=csv'], {str(tmp_path)!r}))\n"
+        "tracking.log_files(trainer, [])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert result.stdout.strip() == "[]"

@@ -22,7 +22,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from catbrain import runs
+    from catbrain import runs, tracking
     from catbrain.callbacks import TrainingClock
     from catbrain.validation import validate
 
@@ -49,6 +49,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     if cfg.ckpt_path:
         runs.keep_earlier_csv_logs(run_dir)
     trainer = runs.make_trainer(cfg)
+    tracking.log_config(trainer, resolved)
     clock = TrainingClock()
     trainer.callbacks.append(clock)
 
@@ -71,6 +72,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     if trainer.is_global_zero:  # one process writes and prints for all of them
         runs.write_metrics(run_dir, metrics)
         runs.print_summary(f"catbrain-train: {cfg.name}", metrics, datamodule.feature_names, run_dir)
+        tracking.log_metrics(trainer, metrics)
+        tracking.log_files(trainer, [run_dir / "metrics.json", run_dir / "config.yaml"])
     return metrics
 
 
