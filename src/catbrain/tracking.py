@@ -1,8 +1,8 @@
-"""Experiment tracking beyond the loggers' own logging: MLflow beside the run directories, a run's files and
-final numbers in every logger that keeps them.
+"""Experiment tracking beyond what Lightning logs: MLflow beside the run directories, and a run's config,
+final numbers and files in the loggers that keep them (MLflow).
 
 Nothing here imports MLflow unless ``logger=mlflow`` is chosen: the functions look at the loggers a
-trainer already has.
+trainer already has, and Lightning's ``MLFlowLogger`` class imports MLflow only when one is made.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def mlflow_logger(
             raise UsageError(f"logger.tracking_uri={tracking_uri!r}: names a folder; give a database file")
         database.parent.mkdir(parents=True, exist_ok=True)  # SQLite makes the file, not its folder
         if artifact_location is None:
-            artifact_location = str(database.parent / "mlartifacts" / experiment_name)
+            artifact_location = str(database.parent.resolve() / "mlartifacts" / experiment_name)
     # The console shows the progress bar and the summary: no notes on creating tables and experiments.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     lightning_mlflow = logging.getLogger("pytorch_lightning.loggers.mlflow")
@@ -74,8 +74,10 @@ def _no_creation_note(record: Any) -> bool:
 
 
 def _mlflow_loggers(trainer: Any) -> list[Any]:
-    """The trainer's MLflow loggers (none unless MLflow was chosen, so MLflow is never imported here)."""
-    return [logger for logger in trainer.loggers if type(logger).__name__ == "MLFlowLogger"]
+    """The trainer's MLflow loggers (none unless MLflow was chosen)."""
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    return [logger for logger in trainer.loggers if isinstance(logger, MLFlowLogger)]
 
 
 def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
