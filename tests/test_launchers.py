@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 
 from catbrain._cli import load_checkpoint
 from catbrain.config import config_dir
@@ -25,6 +26,20 @@ def hydra_config(overrides: list[str]):
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+class EnvironmentProbe(pl.Callback):
+    """Write the cluster environment through which Lightning found this process's rank to ``<prefix><rank>``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        Path(f"{self.prefix}{trainer.global_rank}").write_text(type(trainer.strategy.cluster_environment).__name__)
+
+
+def probe(tmp_path: Path) -> list[str]:
+    return [f"+callbacks.probe._target_={__name__}.EnvironmentProbe", f"+callbacks.probe.prefix={tmp_path}/rank"]
 
 
 def free_port() -> int:
@@ -61,8 +76,10 @@ def test_submitit_local_sweep_runs_each_job_in_its_own_directory(tmp_path):
     assert (tmp_path / "sweep/.submitit").is_dir()
 
 
-def assert_one_ddp_run(run_dir: Path) -> None:
-    """Two processes trained one run: one directory, the steps of the global batch of 64."""
+def assert_one_ddp_run(run_dir: Path, environment: str) -> None:
+    """Two processes, started from outside and found by Lightning's ``environment``, trained one run with the
+    steps of the global batch of 64."""
+    assert [(run_dir.parent / f"rank{rank}").read_text() for rank in (0, 1)] == [environment, environment]
     assert (run_dir / "metrics.json").is_file()
     assert load_checkpoint(run_dir / "checkpoints/last.ckpt")["global_step"] == 2 * 512 // 64
     assert "MEMBER: 2/2" in (run_dir / "train.log").read_text()
@@ -71,11 +88,11 @@ def assert_one_ddp_run(run_dir: Path) -> None:
 @pytest.mark.slow  # two processes importing Lightning
 def test_torchrun_starts_the_processes_and_lightning_joins_them(tmp_path):
     command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "catbrain.train", "trainer=ddp_cpu",
-               *SMALL, "hydra.run.dir=run"]  # fmt: skip
+               *SMALL, *probe(tmp_path), "hydra.run.dir=run"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert_one_ddp_run(tmp_path / "run")
+    assert_one_ddp_run(tmp_path / "run", "TorchElasticEnvironment")
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["run"]  # no process made a directory of its own
 
 
@@ -86,7 +103,7 @@ def test_slurm_tasks_each_run_the_job_and_lightning_joins_them(tmp_path):
     slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1", "SLURM_NODEID": "0",
              "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_NODELIST": "127.0.0.1",
              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}  # fmt: skip
-    command = [sys.executable, "-m", "catbrain.train", "trainer=ddp_cpu", *SMALL, "hydra.run.dir=run"]
+    command = [sys.executable, "-m", "catbrain.train", "trainer=ddp_cpu", *SMALL, *probe(tmp_path), "hydra.run.dir=run"]
     tasks = [
         subprocess.Popen(
             command,
@@ -101,4 +118,4 @@ def test_slurm_tasks_each_run_the_job_and_lightning_joins_them(tmp_path):
     for task in tasks:
         _, stderr = task.communicate(timeout=600)
         assert task.returncode == 0, stderr[-3000:]
-    assert_one_ddp_run(tmp_path / "run")
+    assert_one_ddp_run(tmp_path / "run", "SLURMEnvironment")
