@@ -32,4 +32,4 @@ def run_cli(command: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture
 def quiet_run() -> list[str]:
     """Overrides that keep an in-process run free of progress bars and extra loggers."""
-    return ["callbacks=model_checkpoint", "logger=none", "trainer.enable_progress_bar=false"]
+    return ["callbacks=model_checkpoint", "logger=none", "trainer.enable_progress_bar=false", "plots=false"]

@@ -1,6 +1,7 @@
 """The entry points end to end, run as a user runs them: train, evaluate, predict, and bad input."""
 
 import json
+import random
 
 import pytest
 
@@ -168,7 +169,8 @@ def test_a_corrupt_or_truncated_checkpoint_is_named_as_such(trained, tmp_path):
     (tmp_path / "text.ckpt").write_text("hello\n")
     good = (trained[0] / "checkpoints/best.ckpt").read_bytes()
     (tmp_path / "truncated.ckpt").write_bytes(good[: len(good) // 2])
-    for name in ("text.ckpt", "truncated.ckpt"):
+    (tmp_path / "random.ckpt").write_bytes(random.Random(0).randbytes(4096))
+    for name in ("text.ckpt", "truncated.ckpt", "random.ckpt"):
         result = run_cli("catbrain-predict", f"ckpt_path={name}", "input=[[0.5, 0.5]]", cwd=tmp_path)
         assert result.returncode == 2
         (line,) = result.stderr.strip().splitlines()

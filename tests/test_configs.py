@@ -11,17 +11,20 @@ from catbrain.validation import check_signatures
 from tests.conftest import compose_config
 
 CONF = Path(config_dir())
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "search")  # search/: catbrain-search's
 OPTIONS = [(group, option.stem) for group in GROUPS for option in sorted((CONF / group).glob("*.yaml"))]
 # Options that only make sense beside another experiment than the default cat_threat.
 CONTEXT = {
     ("data", "weather"): ["experiment=weather_3pm"],
     ("data", "cat_decisions"): ["experiment=cat_softmax"],
+    ("data", "cat_curved"): ["experiment=cat_softmax"],
+    ("data", "lion"): ["experiment=lion_linear"],
     ("data", "csv"): ["experiment=weather_3pm", "data.features=[a,b]", "data.target=y", "data.path=yours.csv"],
     ("model", "linear"): ["experiment=weather_3pm"],
     ("model", "mlp"): ["experiment=weather_3pm"],
     ("task", "regression"): ["experiment=weather_3pm"],
     ("task", "classification"): ["experiment=cat_softmax"],
+    ("task", "ordinal"): ["experiment=cat_ordinal"],
 }
 
 
@@ -45,8 +48,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 @pytest.mark.parametrize("model", [None, "mlp"])
 def test_experiment_builds_its_data_and_task(experiment, model, tmp_path):
     overrides = [f"experiment={experiment}"] + ([f"model={model}"] if model else [])
-    if model and experiment == "cat_threat":
-        pytest.skip("the threshold task takes a ThresholdedLinear model only")
+    if model and experiment in ("cat_threat", "cat_ordinal"):
+        pytest.skip("the threshold and ordinal tasks take a ThresholdedLinear model only")
     config = compose_config(overrides, tmp_path)
     datamodule, task = instantiate(config.data), instantiate(config.task)
     assert task.model.in_features == datamodule.num_features

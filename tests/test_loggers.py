@@ -34,6 +34,11 @@ def test_tensorboard_logger_writes_events_that_read_back(tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"val/loss", "train/loss", "test/mse"} <= tags
     assert len(events.Scalars("val/loss")) == 3
+    # The run's pictures are there too, as images of the size the PNG files have.
+    images = set(events.Tags()["images"])
+    assert images == {"plots/decision_plane", "plots/predicted_vs_true", "plots/learning_curves"}
+    (image,) = events.Images("plots/decision_plane")
+    assert image.width > 400 and image.height > 300
 
 
 @pytest.mark.slow  # MLflow builds its database on first use: about 6 s on a busy 2-core machine
@@ -58,7 +63,9 @@ def test_mlflow_logger_keeps_metrics_params_and_files_in_a_local_database(tmp_pa
     assert run.data.params["model._target_"] == "catbrain.models.ThresholdedLinear"
 
     assert run.info.artifact_uri.startswith(str(tmp_path / "outputs" / "mlartifacts" / "tiny_mlflow"))
-    for name in ("metrics.json", "config.yaml"):
+    pictures = sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "plots").glob("*.png"))
+    assert pictures and [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == pictures
+    for name in ("metrics.json", "config.yaml", "report.md", *pictures):
         downloaded = client.download_artifacts(run.info.run_id, name, str(tmp_path))
         assert Path(downloaded).read_bytes() == (run_dir / name).read_bytes()
 

@@ -215,3 +215,15 @@ def test_runs_started_together_keep_their_own_directories(tmp_path):
     seeds = {OmegaConf.load(d / "config.yaml").seed for d in run_dirs}
     assert seeds == {0, 1, 2}
     assert all((d / "metrics.json").is_file() and (d / "checkpoints/best.ckpt").is_file() for d in run_dirs)
+
+
+def test_files_written_atomically_get_the_usual_permissions(tmp_path, quiet_run):
+    from catbrain.train import train
+
+    previous = os.umask(0o022)
+    try:
+        train(compose_config(["data.n_train=256", "trainer.max_epochs=1", *quiet_run], tmp_path))
+    finally:
+        os.umask(previous)
+    for name in ("metrics.json", "config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name  # not mkstemp's owner-only 0o600

@@ -55,24 +55,34 @@ def errors_as_one_line(prog: str) -> Iterator[None]:
     Bad input exits with 2, any other failure with 1. In a sweep the job's error is printed and
     raised on, so that Hydra runs the other jobs and reports the failure at the end.
     """
-    from catbrain.data.table import TableError
-    from catbrain.validation import ConfigError
-
     try:
         yield
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        instantiating = error.__cause__ is not None and "Instantiation" in type(error).__name__
-        root = error.__cause__ if instantiating else error
-        # A constructor refusing its arguments is bad input too.
-        bad_input = isinstance(root, (UsageError, TableError, ConfigError)) or (
-            instantiating and isinstance(root, (ValueError, TypeError))
-        )
+        reason, bad_input = explain(error)
         if in_multirun():
-            print(f"{prog}: error: {' '.join(describe(error).split())}", file=sys.stderr)
+            print(f"{prog}: error: {reason}", file=sys.stderr)
             raise
-        fail(prog, describe(error), code=2 if bad_input else 1)
+        fail(prog, reason, code=2 if bad_input else 1)
+
+
+def explain(error: BaseException) -> tuple[str, bool]:
+    """The one-line reason for ``error``, and whether it is bad input (exit 2) rather than a failure (exit 1)."""
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    from catbrain.data.table import TableError
+    from catbrain.validation import ConfigError
+
+    instantiating = error.__cause__ is not None and "Instantiation" in type(error).__name__
+    root = error.__cause__ if instantiating else error
+    # A constructor refusing its arguments is bad input too, and so is a config Hydra cannot compose.
+    bad_input = isinstance(root, (UsageError, TableError, ConfigError)) or (
+        instantiating and isinstance(root, (ValueError, TypeError))
+    )
+    if isinstance(error, (ConfigCompositionException, OverrideParseException)):
+        return " ".join(str(error).split("Config search path")[0].split()), True
+    return " ".join(describe(error).split()), bad_input
 
 
 def die_quietly_on_broken_pipe() -> None:
@@ -94,7 +104,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:
         text = " ".join(str(error).split())
-        if "Weights only load failed" in text or "weights_only" in text:
+        if "Unsupported global" in text:  # a pickle naming code to run: not merely unreadable
             reason = text.split("Please file an issue")[0].split("WeightsUnpickler error:")[-1].strip()[:200]
             raise UsageError(f"ckpt_path={str(path)!r} was refused: it holds more than weights ({reason})") from None
         detail = f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
@@ -121,14 +131,26 @@ def compose(config_name: str, overrides: list[str]) -> Any:
         return hydra_compose(config_name, overrides=overrides)
 
 
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """Each job's overrides of a ``-m`` sweep (``a=1,2 b=x,y``: four jobs), as Hydra's basic sweeper makes them;
+    none when another sweeper is chosen, whose sweep syntax is its own."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if any(o.key_or_group == "hydra/sweeper" for o in parsed):
+        return []
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
 def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[str, ...] = ()) -> None:
     """Run a ``@hydra.main`` app after two checks that turn bad input into one line.
 
     With ``ckpt_path=...`` the checkpoint's training overrides are added (the user's own win), so
     evaluating or resuming a run needs no repetition of how it was configured; a resumed run
-    continues in its own run directory unless ``hydra.run.dir`` says otherwise. Then, for a single
-    run, the config is composed and validated once up front, so an unknown option or a bad value
-    fails before any work and before the run directory is made.
+    continues in its own run directory unless ``hydra.run.dir`` says otherwise. Then the config (of
+    each job, for a sweep) is composed and validated once up front, so an unknown option or a bad
+    value fails before any work and before the run or sweep directory is made.
     """
     from hydra._internal.utils import get_args_parser
 
@@ -168,7 +190,7 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
             if config_name == "train" and "hydra.run.dir" not in user_keys and checkpoint_dir.name == "checkpoints":
                 # Resume in the run's own directory, so its best checkpoint and logs carry on.
                 injected.append(f"hydra.run.dir={checkpoint_dir.parent}")
-        special = args.multirun or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
+        special = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
         if not special and not args.config_dir and not args.config_name:
             from hydra.errors import HydraException
 
@@ -178,14 +200,17 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
             # none yet; with one in place its messages reach the run's log once Hydra sets it up.
             if not logging.getLogger().handlers:
                 logging.getLogger().addHandler(logging.NullHandler())
-            try:
-                composed = compose(config_name, overrides + injected)
-            except HydraException as error:
-                raise UsageError(str(error).split("Config search path")[0]) from None
-            if config_name == "eval" and info is not None:  # catbrain-eval uses the checkpoint's own model
-                from omegaconf import OmegaConf
+            # A sweep: every job's config, so that a misspelt option or a bad value stops it before any job.
+            jobs = sweep_jobs(overrides + injected) if args.multirun else [overrides + injected]
+            for job in jobs:
+                try:
+                    composed = compose(config_name, job)
+                except HydraException as error:
+                    raise UsageError(str(error).split("Config search path")[0]) from None
+                if config_name == "eval" and info is not None:  # catbrain-eval uses the checkpoint's own model
+                    from omegaconf import OmegaConf
 
-                composed.model = OmegaConf.create(info["config"]["model"])
-            validate(composed)
+                    composed.model = OmegaConf.create(info["config"]["model"])
+                validate(composed)
     sys.argv = [sys.argv[0], *argv, *injected]
     app()

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from catbrain._cli import UsageError
+
 
 class LastCheckpoint(pl.Callback):
     """Keep ``<dirpath>/last.ckpt``: the latest state, to resume from.
@@ -80,3 +82,34 @@ class TrainingClock(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._stop()
+
+
+class SearchStopped(UsageError):
+    """A problem every further trial of a search would meet too (a metric the runs do not log): the search stops."""
+
+
+class PruneTrial(pl.Callback):
+    """Report ``monitor`` to an Optuna trial after each validation; stop the trial when the pruner says so.
+
+    Our own rather than optuna-integration's: that one subclasses ``lightning.pytorch.Callback`` (the
+    unified ``lightning`` package), which a ``pytorch_lightning.Trainer`` refuses, and it only warns when
+    the metric is missing, which would let a misspelt monitor run every trial to its end unpruned.
+    The step reported is the epoch, so that trials with different batch sizes meet at the same steps.
+    """
+
+    def __init__(self, trial: Any, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import optuna
+
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
+            raise SearchStopped(f"search.monitor={self.monitor!r} is not a validation metric of the run ({logged})")
+        epoch = trainer.current_epoch
+        self.trial.report(float(value), step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor} = {float(value):.6g})")

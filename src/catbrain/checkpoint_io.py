@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from catbrain.runs import usual_permissions
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Save to a temporary file beside the target, flush it to disk, then rename it over the target.
@@ -27,6 +29,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, file)
                 file.flush()
                 os.fsync(file.fileno())
+            usual_permissions(temporary)
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
     catbrain-eval ckpt_path=outputs/train/.../checkpoints/best.ckpt
     catbrain-eval ckpt_path=... data.seed=7 data.n_test=100000     # new data, same world
     catbrain-eval ckpt_path=... data.world.skew=[4,4]             # a shifted world
+    catbrain-eval ckpt_path=... data.shift={skew:[4,4]}           # both: as trained, and shifted
     catbrain-eval ckpt_path=... data=csv data.test_path=mine.csv   # your own test data
 
 The run's own config comes from the checkpoint; overrides change it, not replace it.
@@ -66,8 +67,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer = runs.make_trainer(cfg, with_callbacks=False)
     trainer.test(task, datamodule=datamodule, verbose=False)
     metrics = runs.collect_metrics(trainer, task, datamodule)
+    metrics.update(runs.test_shifted(trainer, task, datamodule))
     runs.write_metrics(run_dir, metrics)
-    runs.print_summary(f"catbrain-eval: {cfg.name}", metrics, datamodule.feature_names, run_dir)
+    title = f"catbrain-eval: {cfg.name}"
+    from catbrain import plots, report
+
+    pictures = plots.draw_run(task, datamodule, [], run_dir, cfg.name, metrics) if cfg.plots else []
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures)
+    runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
     return metrics
 
 

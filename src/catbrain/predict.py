@@ -122,7 +122,7 @@ def predict(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: lis
         output = model((features - scaling["input_mean"]) / scaling["input_std"])
         output = output * scaling["target_std"] + scaling["target_mean"]
     kind, class_names = info["kind"], info.get("class_names")
-    if kind == "threshold":
+    if kind in ("threshold", "ordinal"):  # a thresholded score
         decisions = model.decide(output)
         thresholds = model.thresholds.tolist()
         boundaries = [f"{lower}|{upper}" for lower, upper in zip(class_names, class_names[1:])]

@@ -38,10 +38,18 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w") as file:
             file.write(text)
+        usual_permissions(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def usual_permissions(path: str | Path) -> None:
+    """Give a file from ``mkstemp`` (owner-only) the permissions a plain ``open`` would have given it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def save_config(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -78,13 +86,7 @@ def make_trainer(cfg: DictConfig, with_callbacks: bool = True) -> Any:
 
 def collect_metrics(trainer: Any, task: Any, datamodule: Any) -> dict[str, float]:
     """Test metrics, Bayes-optimal references, and learned vs teacher weights, as one flat mapping."""
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    metrics.update(datamodule.reference_metrics("test"))
-    confusion = getattr(task, "test_confusion_matrix", None)
-    if confusion is not None:
-        for i, truth in enumerate(task.class_names):
-            for j, predicted in enumerate(task.class_names):
-                metrics[f"test/confusion/{truth}/{predicted}"] = float(confusion[i, j])
+    metrics = split_metrics(trainer, task, datamodule, "test")
     rule, teacher = task.linear_rule(), datamodule.teacher()
     names = datamodule.feature_names
     if rule is not None:
@@ -97,6 +99,72 @@ def collect_metrics(trainer: Any, task: Any, datamodule: Any) -> dict[str, float
         if teacher is not None:
             metrics.update({f"teacher_weight/{name}": float(w) for name, w in zip(names, teacher[0])})
             metrics["teacher_bias"] = float(teacher[1])
+    thresholds = getattr(task.model, "thresholds", None)
+    class_names = getattr(task, "class_names", None)
+    if thresholds is not None:
+        pairs = [f"{lower}-{upper}" for lower, upper in zip(class_names, class_names[1:])]
+        metrics.update({f"threshold/{pair}": float(t) for pair, t in zip(pairs, thresholds.detach().cpu())})
+    learned = boundary_lines(task)
+    taught = datamodule.teacher_boundaries() if hasattr(datamodule, "teacher_boundaries") else None
+    for prefix, lines in [("boundary", learned), ("teacher_boundary", taught)]:
+        if lines and class_names and len(lines) == len(class_names) - 1:
+            for lower, upper, (weights, offset) in zip(class_names, class_names[1:], lines):
+                metrics.update(line_metrics(f"{prefix}/{lower}-{upper}", weights, offset, names))
+    return metrics
+
+
+def split_metrics(trainer: Any, task: Any, datamodule: Any, split: str) -> dict[str, float]:
+    """The metrics of the last ``trainer.test`` on ``split``, its Bayes-optimal references, its confusion matrix."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{split}/")}
+    metrics.update(datamodule.reference_metrics(split))
+    confusion = getattr(task, "test_confusion_matrix", None)
+    if confusion is not None:
+        for i, truth in enumerate(task.class_names):
+            for j, predicted in enumerate(task.class_names):
+                metrics[f"{split}/confusion/{truth}/{predicted}"] = float(confusion[i, j])
+    return metrics
+
+
+def test_shifted(trainer: Any, task: Any, datamodule: Any) -> dict[str, float]:
+    """Test on the data module's shifted split, if it has one: metrics named ``shift/...``."""
+    if getattr(datamodule, "test_world", None) is None:
+        return {}
+    datamodule.test_split, task.test_name = "shift", "shift"
+    try:
+        trainer.test(task, datamodule=datamodule, verbose=False, weights_only=True)
+    finally:
+        datamodule.test_split, task.test_name = "test", "test"
+    return split_metrics(trainer, task, datamodule, "shift")
+
+
+def boundary_lines(task: Any) -> list[tuple[Any, float]] | None:
+    """A linear classifier's boundary between each pair of neighbouring classes, as ``w . x = c`` in raw units.
+
+    Thresholded scores: ``w . x + b = threshold_k``; softmax logits: where two neighbouring logits are equal.
+    """
+    from catbrain.models import Linear, ThresholdedLinear
+
+    model, class_names = task.model, getattr(task, "class_names", None)
+    if not class_names:
+        return None
+    if isinstance(model, ThresholdedLinear):
+        weights, bias = task.linear_rule()
+        return [(weights, float(t) - bias) for t in model.thresholds.detach().cpu().tolist()]
+    if isinstance(model, Linear) and model.out_features == len(class_names) > 1:
+        mean, std = task.input_mean.detach().cpu(), task.input_std.detach().cpu()
+        weight = model.weight.detach().cpu() / std  # logits in raw units: W x + b
+        bias = model.bias.detach().cpu() - weight @ mean
+        differences = weight[1:] - weight[:-1]
+        return [(w, float(c)) for w, c in zip(differences, bias[:-1] - bias[1:])]
+    return None
+
+
+def line_metrics(prefix: str, weights: Any, offset: float, names: list[str]) -> dict[str, float]:
+    """The line ``w . x = c`` scaled so that its first feature's weight is 1: comparable whatever its scale."""
+    first = float(weights[0])
+    scale = first if abs(first) > 1e-12 else 1.0
+    metrics = {f"{prefix}/{name}": float(w) / scale for name, w in zip(names, weights)}
+    metrics[f"{prefix}/offset"] = offset / scale
     return metrics
 
 
@@ -120,40 +188,35 @@ def write_metrics(run_dir: Path, metrics: dict[str, float]) -> Path:
     return path
 
 
-def print_summary(title: str, metrics: dict[str, float], feature_names: list[str], run_dir: Path) -> None:
-    """Model metrics beside the Bayes-optimal ones, the confusion matrix, learned weights beside the teacher's.
+def summary_tables(metrics: dict[str, float], feature_names: list[str]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The run's results as ``(title, header, rows)`` tables, for the console and for ``report.md``.
 
-    Columns with nothing to show (no known Bayes-optimal score or teacher, as for your own data) are left out.
+    Metrics beside the Bayes-optimal ones (and on the shifted test data, if any), the confusion matrix,
+    learned weights beside the closed-form and teacher's, and the decision boundaries as lines.
+    Columns with nothing to show (no Bayes-optimal score or teacher, as for your own data) are left out.
     """
-    from rich.console import Console
-    from rich.table import Table
+    tables = []
+    names = sorted(
+        k.removeprefix("test/")
+        for k in metrics
+        if k.startswith("test/") and "/bayes_" not in k and "/confusion/" not in k
+    )
+    columns = [
+        ("model", "test/"),
+        ("Bayes-optimal", "test/bayes_"),
+        ("shifted", "shift/"),
+        ("shifted Bayes", "shift/bayes_"),
+    ]
+    columns = [(title, prefix) for title, prefix in columns if any(prefix + name in metrics for name in names)]
+    rows = [[name, *(_number(metrics.get(prefix + name), ".4f") for _, prefix in columns)] for name in names]
+    tables.append(("test metrics", ["metric", *(title for title, _ in columns)], rows))
 
-    console = Console()
-    names = sorted(k for k in metrics if k.startswith("test/") and "/bayes_" not in k and "/confusion/" not in k)
-    references = {name: metrics.get(name.replace("test/", "test/bayes_", 1)) for name in names}
-    table = Table(title=title)
-    table.add_column("test metric")
-    table.add_column("model", justify="right")
-    if any(value is not None for value in references.values()):
-        table.add_column("Bayes-optimal", justify="right")
-    for name in names:
-        reference = references[name]
-        row = [name.removeprefix("test/"), f"{metrics[name]:.4f}"]
-        if len(table.columns) == 3:
-            row.append("" if reference is None else f"{reference:.4f}")
-        table.add_row(*row)
-    console.print(table)
-
-    cells = [key.split("/")[2:] for key in metrics if key.startswith("test/confusion/")]
-    if cells:
-        classes = list(dict.fromkeys(truth for truth, _ in cells))
-        confusion = Table(title="test confusion matrix (rows: true, columns: predicted)")
-        confusion.add_column("")
-        for name in classes:
-            confusion.add_column(name, justify="right")
-        for truth in classes:
-            confusion.add_row(truth, *(f"{metrics[f'test/confusion/{truth}/{p}']:.0f}" for p in classes))
-        console.print(confusion)
+    for split, title in [("test", "test"), ("shift", "shifted test")]:
+        cells = [key.split("/")[2:] for key in metrics if key.startswith(f"{split}/confusion/")]
+        if cells:
+            classes = list(dict.fromkeys(truth for truth, _ in cells))
+            rows = [[t, *(f"{metrics[f'{split}/confusion/{t}/{p}']:.0f}" for p in classes)] for t in classes]
+            tables.append((f"{title} confusion matrix (rows: true, columns: predicted)", ["", *classes], rows))
 
     if "bias" in metrics:
         columns = [("learned", "weight/", "bias")]
@@ -161,12 +224,56 @@ def print_summary(title: str, metrics: dict[str, float], feature_names: list[str
             columns.append(("closed form", "closed_form_weight/", "closed_form_bias"))
         if "teacher_bias" in metrics:
             columns.append(("teacher", "teacher_weight/", "teacher_bias"))
-        weights = Table(title="w, b: " + ", ".join(title for title, _, _ in columns))
-        weights.add_column("")
-        for title, _, _ in columns:
-            weights.add_column(title, justify="right")
+        rows = []
         for name in [*feature_names, "bias"]:
             keys = [bias if name == "bias" else prefix + name for _, prefix, bias in columns]
-            weights.add_row(name, *(f"{metrics[key]:+.4f}" for key in keys))
-        console.print(weights)
+            rows.append([name, *(f"{metrics[key]:+.4f}" for key in keys)])
+        tables.append(("w, b: " + ", ".join(title for title, _, _ in columns), ["", *(c[0] for c in columns)], rows))
+
+    pairs = list(dict.fromkeys(key.split("/")[1] for key in metrics if key.startswith(("boundary/", "threshold/"))))
+    if pairs:
+        has_threshold = any(f"threshold/{pair}" in metrics for pair in pairs)
+        has_lines = any(f"boundary/{pair}/offset" in metrics for pair in pairs)
+        has_teacher = any(f"teacher_boundary/{pair}/offset" in metrics for pair in pairs)
+        header = ["between", *["threshold"] * has_threshold, *["learned boundary"] * has_lines]
+        header += ["teacher's boundary"] * has_teacher
+        rows = []
+        for pair in pairs:
+            row = [pair.replace("-", " | ", 1)]
+            row += [_number(metrics.get(f"threshold/{pair}"), "+.4f")] * has_threshold
+            row += [_line(metrics, f"boundary/{pair}", feature_names)] * has_lines
+            row += [_line(metrics, f"teacher_boundary/{pair}", feature_names)] * has_teacher
+            rows.append(row)
+        tables.append(("decision boundaries", header, rows))
+    return tables
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _line(metrics: dict[str, float], prefix: str, feature_names: list[str]) -> str:
+    """``hardness + 1.012 sharpness = 0.752`` from the metrics of one boundary line."""
+    if f"{prefix}/offset" not in metrics:
+        return ""
+    terms = [feature_names[0]]
+    for name in feature_names[1:]:
+        weight = metrics[f"{prefix}/{name}"]
+        terms.append(f"{'-' if weight < 0 else '+'} {abs(weight):.3f} {name}")
+    return f"{' '.join(terms)} = {metrics[f'{prefix}/offset']:.3f}"
+
+
+def print_summary(title: str, metrics: dict[str, float], feature_names: list[str], run_dir: Path) -> None:
+    """The summary tables on the console, then where the run's files are."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for number, (name, header, rows) in enumerate(summary_tables(metrics, feature_names)):
+        table = Table(title=f"{title}: {name}" if number == 0 else name)
+        for position, column in enumerate(header):
+            table.add_column(column, justify="left" if position == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
     console.print(f"run directory: {run_dir}")

@@ -119,13 +119,17 @@ def log_metrics(trainer: Any, metrics: Mapping[str, float]) -> None:
             logger.log_metrics(missing, step=trainer.global_step)
 
 
-def log_files(trainer: Any, paths: Iterable[str | Path]) -> None:
-    """Store the run's files (``metrics.json``, ``config.yaml``, ...) with every logger that keeps files.
+def log_files(trainer: Any, paths: Iterable[str | Path], root: str | Path | None = None) -> None:
+    """Store the run's files (``metrics.json``, ``config.yaml``, pictures, ...) with every logger that keeps files.
 
-    MLflow gets each file as an artifact of the run; loggers that write into the run directory
+    MLflow gets each file as an artifact of the run, in the folder it has under ``root`` (the run
+    directory: ``plots/x.png`` stays ``plots/x.png``); loggers that write into the run directory
     (CSV, TensorBoard) already sit beside the files and are skipped. Missing files are skipped too.
     """
     files = [Path(path) for path in paths if Path(path).is_file()]
     for logger in _mlflow_loggers(trainer):
         for file in files:
-            logger.experiment.log_artifact(logger.run_id, str(file))
+            folder = file.resolve().parent
+            inside = root is not None and folder.is_relative_to(Path(root).resolve())
+            artifact_path = folder.relative_to(Path(root).resolve()).as_posix() if inside else None
+            logger.experiment.log_artifact(logger.run_id, str(file), artifact_path if artifact_path != "." else None)

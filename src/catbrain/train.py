@@ -8,7 +8,9 @@ catbrain-train ckpt_path=outputs/.../checkpoints/last.ckpt   # resume that run
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -17,8 +19,11 @@ from catbrain import _cli
 from catbrain.config import config_dir
 
 
-def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
-    """Fit ``cfg.task`` on ``cfg.data``, test the best checkpoint, and return the metrics written."""
+def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequence[Any] = ()) -> dict[str, float]:
+    """Fit ``cfg.task`` on ``cfg.data``, test the best checkpoint, and return the metrics written.
+
+    ``callbacks`` are Lightning callbacks added to the configured ones (a search's pruning callback).
+    """
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
@@ -51,16 +56,18 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     trainer = runs.make_trainer(cfg)
     tracking.log_config(trainer, resolved)
     clock = TrainingClock()
-    trainer.callbacks.append(clock)
+    trainer.callbacks.extend([clock, *callbacks])
 
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     fit_seconds = time.perf_counter() - started
+    history = list(task.history)  # testing the best checkpoint below loads that checkpoint's (shorter) history
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
 
     metrics = runs.collect_metrics(trainer, task, datamodule)
+    metrics.update(runs.test_shifted(trainer, task, datamodule))
     metrics.update(
         {
             "fit_seconds": fit_seconds,
@@ -70,19 +77,31 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         }
     )
     if trainer.is_global_zero:  # one process writes and prints for all of them
+        from catbrain import plots, report
+
         runs.write_metrics(run_dir, metrics)
-        runs.print_summary(f"catbrain-train: {cfg.name}", metrics, datamodule.feature_names, run_dir)
+        title = f"catbrain-train: {cfg.name}"
+        pictures = plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.plots else []
+        plots.log_pictures(trainer, pictures)
+        report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)
+        runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
         tracking.log_metrics(trainer, metrics)
-        tracking.log_files(trainer, [run_dir / "metrics.json", run_dir / "config.yaml"])
+        files = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures]
+        tracking.log_files(trainer, files, root=run_dir)
     return metrics
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-def _app(cfg: DictConfig) -> None:
+def _app(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
+    overrides = list(HydraConfig.get().overrides.task)
+    if _cli.in_multirun():  # a failed job is one line and a row of the sweep's summary; the others go on
+        from catbrain.sweeps import run_job
+
+        return run_job("catbrain-train", lambda: train(cfg, overrides=overrides))
     with _cli.errors_as_one_line("catbrain-train"):
-        train(cfg, overrides=list(HydraConfig.get().overrides.task))
+        train(cfg, overrides=overrides)
 
 
 def main() -> None:

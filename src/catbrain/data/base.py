@@ -21,6 +21,7 @@ class InMemoryDataModule(pl.LightningDataModule):
     batch_size: int
     seed: int
     batches_per_call: int
+    test_split: str = "test"  # "shift": test on the shifted split instead
 
     @property
     def num_features(self) -> int:
@@ -45,7 +46,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> BatchLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader(self.test_split, shuffle=False)
 
     def training_arrays(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Training features and the first target, if it is a number (for a closed-form fit)."""

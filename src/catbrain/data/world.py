@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -20,6 +20,10 @@ class WorldDataModule(InMemoryDataModule):
 
     The splits come from independent generators derived from ``seed``, so changing ``n_test``
     does not change the training data. Each split lives on the training device from the start.
+
+    ``shift`` (world arguments, e.g. ``{"skew": [4, 4]}``) adds a fourth split, ``shift``, of
+    ``n_test`` rows drawn from the world with those arguments changed: the test-time distribution
+    that real life may bring. Runs report metrics on it beside the in-distribution test metrics.
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class WorldDataModule(InMemoryDataModule):
         batch_size: int = 64,
         standardize: bool = False,
         batches_per_call: int = 1,
+        shift: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for name, value in [("n_train", n_train), ("n_val", n_val), ("n_test", n_test), ("batch_size", batch_size)]:
@@ -51,6 +56,8 @@ class WorldDataModule(InMemoryDataModule):
         if not targets:
             raise ValueError("data.targets must name at least one target")
         self.world = world
+        self.shift = dict(shift or {})
+        self.test_world = world.shifted(**self.shift) if self.shift else None
         self.targets = list(targets)
         self.target_name = self.targets[0]
         self.batch_keys = self.targets
@@ -68,13 +75,15 @@ class WorldDataModule(InMemoryDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        split_seeds = torch.randint(2**62, (len(SPLITS),), generator=torch.Generator().manual_seed(self.seed))
+        # One seed per split, the shifted test split's last: the others stay the same with or without it.
+        split_seeds = torch.randint(2**62, (len(SPLITS) + 1,), generator=torch.Generator().manual_seed(self.seed))
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        for split, split_seed in zip(SPLITS, split_seeds.tolist()):
-            # Only the test split needs the ground truth (for the Bayes-optimal references).
-            sample = self.world.sample(
-                self.sizes[split], torch.Generator().manual_seed(split_seed), truth=split == "test"
-            )
+        draws = [(split, self.world, self.sizes[split]) for split in SPLITS]
+        if self.test_world is not None:
+            draws.append(("shift", self.test_world, self.sizes["test"]))
+        for (split, world, size), split_seed in zip(draws, split_seeds.tolist()):
+            # Only the test splits need the ground truth (for the Bayes-optimal references).
+            sample = world.sample(size, torch.Generator().manual_seed(split_seed), truth=split in ("test", "shift"))
             missing = [t for t in self.targets if t not in sample]
             if missing:
                 raise ValueError(
@@ -98,6 +107,11 @@ class WorldDataModule(InMemoryDataModule):
         teacher = getattr(self.world, "teacher", None)
         first_is_continuous = self.splits and self.splits["train"][self.targets[0]].is_floating_point()
         return teacher() if teacher is not None and first_is_continuous else None
+
+    def teacher_boundaries(self) -> list[tuple[torch.Tensor, float]] | None:
+        """The world's decision boundaries as lines ``w . x = c`` (one per threshold), if it has straight ones."""
+        boundaries = getattr(self.world, "boundaries", None)
+        return boundaries() if boundaries is not None else None
 
     def reference_metrics(self, split: str = "test") -> dict[str, float]:
         """What the Bayes-optimal predictor scores on ``split``, named like the tasks' own metrics."""

@@ -38,6 +38,7 @@ class Task(pl.LightningModule):
     """
 
     kind = "task"
+    test_name = "test"  # what test metrics are called: "shift" while testing on the shifted split
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class Task(pl.LightningModule):
         self.losses = nn.ModuleDict({f"{stage}_": MeanMetric() for stage in STAGES})
         self.metrics = nn.ModuleDict({f"{stage}_": self.make_metrics().clone(prefix=f"{stage}/") for stage in STAGES})
         self.run_info: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []  # epoch metrics of train and val, for the learning curves
 
     # What a concrete task defines -------------------------------------------------------------
     def make_metrics(self) -> MetricCollection:
@@ -236,9 +238,14 @@ class Task(pl.LightningModule):
         self._step("test", batch)
 
     def _log_epoch(self, stage: str) -> None:
-        values = {f"{stage}/loss": self.losses[f"{stage}_"].compute(), **self.metrics[f"{stage}_"].compute()}
-        loss = values.pop(f"{stage}/loss")
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val")  # the bar shows val/loss, the logs everything
+        name = self.test_name if stage == "test" else stage  # "shift" while testing on the shifted split
+        values = {f"{name}/loss": self.losses[f"{stage}_"].compute()}
+        values.update({name + key.removeprefix(stage): v for key, v in self.metrics[f"{stage}_"].compute().items()})
+        if stage != "test" and not self.trainer.sanity_checking:
+            entry = {"epoch": self.current_epoch, "step": self.global_step}
+            self.history.append(entry | {key: float(value) for key, value in values.items()})
+        loss = values.pop(f"{name}/loss")
+        self.log(f"{name}/loss", loss, prog_bar=stage == "val")  # the bar shows val/loss, the logs everything
         self.log_dict(values)
         self.losses[f"{stage}_"].reset()
         self.metrics[f"{stage}_"].reset()
@@ -265,6 +272,10 @@ class Task(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["catbrain"] = self.run_info
+        checkpoint["catbrain_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("catbrain_history", []))  # a resumed run's curves start at the beginning
 
     def linear_rule(self) -> tuple[torch.Tensor, float] | None:
         """Weights and bias of a single-output linear model in raw feature units, else ``None``."""

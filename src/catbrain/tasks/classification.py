@@ -27,15 +27,22 @@ class ClassificationTask(Task):
         steps_per_call: int = 1,
     ) -> None:
         self.class_names = list(class_names)
+        self.check_model(model)
+        super().__init__(model, optimizer, scheduler, steps_per_call)
+        self.confusion = MulticlassConfusionMatrix(len(self.class_names))
+        self.test_confusion_matrix: torch.Tensor | None = None
+
+    def check_model(self, model: nn.Module) -> None:
         out_features = getattr(model, "out_features", None)
         if out_features != len(self.class_names):
             raise ValueError(
                 f"model.out_features={out_features} must equal the number of classes "
                 f"{len(self.class_names)} ({self.class_names})"
             )
-        super().__init__(model, optimizer, scheduler, steps_per_call)
-        self.confusion = MulticlassConfusionMatrix(len(self.class_names))
-        self.test_confusion_matrix: torch.Tensor | None = None
+
+    def decide(self, output: torch.Tensor) -> torch.Tensor:
+        """Class index for each output row: the largest logit."""
+        return output.argmax(-1)
 
     def make_metrics(self) -> MetricCollection:
         n = len(self.class_names)
@@ -52,9 +59,10 @@ class ClassificationTask(Task):
         return F.cross_entropy(output, batch[1])
 
     def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
-        metrics.update(output, batch[1])
+        decision = self.decide(output)
+        metrics.update(decision, batch[1])
         if metrics is self.metrics["test_"]:
-            self.confusion.update(output, batch[1])
+            self.confusion.update(decision, batch[1])
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()

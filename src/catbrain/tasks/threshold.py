@@ -31,6 +31,11 @@ class ThresholdTask(Task):
     ) -> None:
         if not isinstance(model, ThresholdedLinear):
             raise ValueError(f"ThresholdTask needs a ThresholdedLinear model, got {type(model).__name__}")
+        if model.learn_thresholds:
+            raise ValueError(
+                "model.learn_thresholds=true needs task=ordinal (thresholds learned from decisions); "
+                "the threshold task fits the score to threat scores with fixed thresholds"
+            )
         super().__init__(model, optimizer, scheduler, steps_per_call)
         self.class_names = model.class_names
 

@@ -4,7 +4,9 @@ A world draws ``features`` and noisy ``targets``; it also knows the noiseless te
 Bayes-optimal prediction, against which a trained model is judged.
 """
 
+from catbrain.worlds.base import World
 from catbrain.worlds.cat import CatWorld
+from catbrain.worlds.lion import LionWorld
 from catbrain.worlds.weather import WeatherWorld
 
-__all__ = ["CatWorld", "WeatherWorld"]
+__all__ = ["CatWorld", "LionWorld", "WeatherWorld", "World"]

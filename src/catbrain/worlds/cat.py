@@ -3,6 +3,11 @@
 The teacher is the book's: ``threat_score = w . (hardness, sharpness) + b`` with ``w = (1, 1)``,
 ``b = -1``. The observed score carries Gaussian noise, and the decision thresholds the noisy
 score: ``approach`` below ``-delta``, ``run_away`` above ``+delta``, ``ignore`` in between.
+
+``lopsided_fear > 0`` bends that rule (the book's sections 1.6-1.7): the cat also fears lopsided
+objects, very hard however blunt or very sharp however soft, with an extra threat
+``lopsided_fear * (hardness - sharpness) ** 2``. The decision boundaries become parabolas that no
+straight line can follow.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from collections.abc import Sequence
 
 import torch
 
+from catbrain.worlds.base import World
 
-class CatWorld:
+
+class CatWorld(World):
     """Cat objects with features in ``[0, 1]^2``.
 
     Each feature is drawn as ``u ** (1 / skew)`` with ``u`` uniform, density ``skew * x**(skew-1)``:
@@ -21,6 +28,7 @@ class CatWorld:
 
     feature_names = ("hardness", "sharpness")
     class_names = ("approach", "ignore", "run_away")
+    units = {"hardness": "0 soft to 1 hard", "sharpness": "0 blunt to 1 sharp"}
 
     def __init__(
         self,
@@ -29,6 +37,7 @@ class CatWorld:
         delta: float = 0.25,
         noise_std: float = 0.1,
         skew: Sequence[float] = (1.0, 1.0),
+        lopsided_fear: float = 0.0,
     ) -> None:
         if len(teacher_weights) != 2:
             raise ValueError(f"teacher_weights must have 2 values (hardness, sharpness), got {list(teacher_weights)}")
@@ -38,11 +47,14 @@ class CatWorld:
             raise ValueError(f"delta must be >= 0, got {delta}")
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        if lopsided_fear < 0:
+            raise ValueError(f"lopsided_fear must be >= 0, got {lopsided_fear}")
         self.teacher_weights = torch.tensor([float(w) for w in teacher_weights])
         self.teacher_bias = float(teacher_bias)
         self.delta = float(delta)
         self.noise_std = float(noise_std)
         self.skew = torch.tensor([float(k) for k in skew])
+        self.lopsided_fear = float(lopsided_fear)
 
     def sample_features(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``(n, 2)`` hardness and sharpness in ``[0, 1]``."""
@@ -50,8 +62,11 @@ class CatWorld:
         return u if bool((self.skew == 1).all()) else u ** (1 / self.skew)
 
     def teacher_score(self, features: torch.Tensor) -> torch.Tensor:
-        """The noiseless threat score ``w . x + b``."""
-        return (features @ self.teacher_weights.to(features)).add_(self.teacher_bias)
+        """The noiseless threat score ``w . x + b`` (plus ``lopsided_fear * (hardness - sharpness) ** 2``)."""
+        score = (features @ self.teacher_weights.to(features)).add_(self.teacher_bias)
+        if self.lopsided_fear:
+            score += self.lopsided_fear * (features[:, 0] - features[:, 1]) ** 2
+        return score
 
     def decide(self, score: torch.Tensor) -> torch.Tensor:
         """0 = approach (score < -delta), 2 = run_away (score > delta), 1 = ignore otherwise."""
@@ -87,6 +102,15 @@ class CatWorld:
         sample["bayes_decision"] = self.bayes_decision(features)
         return sample
 
-    def teacher(self) -> tuple[torch.Tensor, float]:
-        """Weights and bias of the noiseless threat score."""
+    def teacher(self) -> tuple[torch.Tensor, float] | None:
+        """Weights and bias of the noiseless threat score; ``None`` when it is curved (no linear teacher)."""
+        if self.lopsided_fear:
+            return None
         return self.teacher_weights.clone(), self.teacher_bias
+
+    def boundaries(self) -> list[tuple[torch.Tensor, float]] | None:
+        """The teacher's decision boundaries as lines ``w . x = c``, one per threshold; ``None`` when curved."""
+        if self.lopsided_fear:
+            return None
+        weights = self.teacher_weights.clone()
+        return [(weights, threshold - self.teacher_bias) for threshold in (-self.delta, self.delta)]

@@ -21,16 +21,19 @@ import math
 
 import torch
 
+from catbrain.worlds.base import World
+
 DAYS_PER_YEAR = 365.0
 REFERENCE_PRESSURE = 1013.0
 REFERENCE_HUMIDITY = 60.0
 
 
-class WeatherWorld:
+class WeatherWorld(World):
     """Daily 3 pm observations; target: the 3 pm temperature of the next day (degrees Celsius)."""
 
     feature_names = ("temp_today", "pressure", "humidity", "day_sin", "day_cos")
     target_name = "temp_tomorrow"
+    units = {"temp_today": "°C", "pressure": "hPa", "humidity": "%", "temp_tomorrow": "°C"}
 
     def __init__(
         self,
