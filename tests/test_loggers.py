@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,32 @@ def test_mlflow_is_imported_only_when_chosen(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow  # two fresh interpreters importing MLflow
+def test_parallel_jobs_share_a_new_mlflow_database(tmp_path):
+    # Two processes (a joblib sweep's jobs) open the same new database and experiment at the same moment.
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install catbrain[mlflow]")
+    script = (
+        "import pathlib, sys, time\n"
+        "from catbrain.tracking import mlflow_logger\n"
+        "pathlib.Path(sys.argv[1] + '.ready').touch()\n"
+        "while not pathlib.Path('go').exists(): time.sleep(0.01)\n"
+        f"logger = mlflow_logger('parallel', 'sqlite:///{tmp_path}/outputs/mlflow.db', run_dir=sys.argv[1])\n"
+        "print(logger.run_id)\n"
+    )
+    jobs = [subprocess.Popen([sys.executable, "-c", script, name], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for name in ("a", "b")]  # fmt: skip
+    while not all((tmp_path / f"{name}.ready").exists() for name in ("a", "b")):
+        assert all(job.poll() is None for job in jobs), jobs[0].communicate()[1][-2000:]
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    for job in jobs:
+        _, stderr = job.communicate(timeout=120)
+        assert job.returncode == 0, stderr[-3000:]
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/outputs/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("parallel").experiment_id])
+    assert sorted(run.info.run_name for run in runs) == ["a", "b"]

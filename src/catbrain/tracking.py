@@ -49,6 +49,8 @@ def mlflow_logger(
             artifact_location = str(database.parent.resolve() / "mlartifacts" / experiment_name)
     # The console shows the progress bar and the summary: no notes on creating tables and experiments.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if tracking_uri.startswith(SQLITE_PREFIX) and tracking_uri != SQLITE_PREFIX:
+        _make_database(tracking_uri, Path(tracking_uri.removeprefix(SQLITE_PREFIX)), experiment_name, artifact_location)
     lightning_mlflow = logging.getLogger("pytorch_lightning.loggers.mlflow")
     if _no_creation_note not in lightning_mlflow.filters:
         lightning_mlflow.addFilter(_no_creation_note)
@@ -67,6 +69,28 @@ def mlflow_logger(
         tags=tags,
         log_model=log_model,
     )
+
+
+def _make_database(tracking_uri: str, database: Path, experiment_name: str, artifact_location: str | None) -> None:
+    """Create MLflow's tables and the experiment one process at a time: two that make the same new database or
+    experiment at once (the parallel jobs of a sweep) collide, and one of them fails."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: parallel jobs must share a database made beforehand
+        return
+    from mlflow.tracking import MlflowClient
+
+    with open(database.parent / f".{database.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        client = MlflowClient(tracking_uri)
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            client.create_experiment(experiment_name, artifact_location=artifact_location)
+        elif experiment.lifecycle_stage == "deleted":
+            raise UsageError(
+                f"MLflow experiment {experiment_name!r} was deleted in {tracking_uri}: restore it "
+                f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or choose another name=..."
+            )
 
 
 def _no_creation_note(record: Any) -> bool:
