@@ -233,17 +233,15 @@ def summary_tables(metrics: dict[str, float], feature_names: list[str]) -> list[
     pairs = list(dict.fromkeys(key.split("/")[1] for key in metrics if key.startswith(("boundary/", "threshold/"))))
     if pairs:
         has_threshold = any(f"threshold/{pair}" in metrics for pair in pairs)
-        has_lines = any(f"boundary/{pair}/offset" in metrics for pair in pairs)
-        has_teacher = any(f"teacher_boundary/{pair}/offset" in metrics for pair in pairs)
-        header = ["between", *["threshold"] * has_threshold, *["learned boundary"] * has_lines]
-        header += ["teacher's boundary"] * has_teacher
+        header = ["between", "", *["threshold"] * has_threshold, "boundary line"]
         rows = []
         for pair in pairs:
-            row = [pair.replace("-", " | ", 1)]
-            row += [_number(metrics.get(f"threshold/{pair}"), "+.4f")] * has_threshold
-            row += [_line(metrics, f"boundary/{pair}", feature_names)] * has_lines
-            row += [_line(metrics, f"teacher_boundary/{pair}", feature_names)] * has_teacher
-            rows.append(row)
+            between = pair.replace("-", " | ", 1)
+            for who, prefix in [("learned", "boundary"), ("teacher", "teacher_boundary")]:
+                line = _line(metrics, f"{prefix}/{pair}", feature_names)
+                threshold = _number(metrics.get(f"threshold/{pair}"), "+.4f") if who == "learned" else ""
+                if line or (who == "learned" and has_threshold):
+                    rows.append([between if who == "learned" else "", who, *[threshold] * has_threshold, line])
         tables.append(("decision boundaries", header, rows))
     return tables
 
