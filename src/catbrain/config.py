@@ -36,13 +36,16 @@ def compose_config(overrides: list[str] | None = None, run_dir: str | Path | Non
 def register_resolvers() -> None:
     """``${len:list}`` and ``${neg:number}``, so counts and thresholds flow from the data config;
     ``${pid:}``, the process id, so that runs started in the same second get their own directories (cached with
-    the config, as Hydra caches ``${now:}``, so that a sweep's jobs in other processes share their launcher's)."""
+    the config, as Hydra caches ``${now:}``, so that a sweep's jobs in other processes share their launcher's);
+    ``${cwd:}``, the working directory, for paths that must be absolute (also outside a Hydra app), cached alike."""
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda items: len(items))
     if not OmegaConf.has_resolver("neg"):
         OmegaConf.register_new_resolver("neg", lambda value: -value)
     if not OmegaConf.has_resolver("pid"):
         OmegaConf.register_new_resolver("pid", lambda: os.getpid(), use_cache=True)
+    if not OmegaConf.has_resolver("cwd"):
+        OmegaConf.register_new_resolver("cwd", lambda: os.getcwd(), use_cache=True)
 
 
 register_resolvers()

@@ -27,7 +27,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from catbrain import runs
+    from catbrain import runs, tracking
     from catbrain.callbacks import TrainingClock
     from catbrain.validation import validate
 
@@ -54,6 +54,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     if cfg.ckpt_path:
         runs.keep_earlier_csv_logs(run_dir)
     trainer = runs.make_trainer(cfg)
+    tracking.log_config(trainer, resolved)
     clock = TrainingClock()
     trainer.callbacks.extend([clock, *callbacks])
 
@@ -84,6 +85,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         plots.log_pictures(trainer, pictures)
         report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)
         runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
+        tracking.log_metrics(trainer, metrics)
+        files = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures]
+        tracking.log_files(trainer, files, root=run_dir)
     return metrics
 
 
