@@ -6,6 +6,7 @@ import torch
 from catbrain.data import CsvDataModule
 from catbrain.data.table import TableError, read_columns
 from catbrain.train import train
+from catbrain.validation import ConfigError
 from catbrain.worlds import CatWorld, WeatherWorld
 from tests.conftest import compose_config
 
@@ -154,3 +155,15 @@ def test_only_worlds_can_be_written(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         write_data([f"out={tmp_path}", "data=csv"])
     assert exit_.value.code == 2 and "is not a synthetic world" in capsys.readouterr().err
+
+
+def test_the_thresholded_cat_brain_trains_on_csv_once_its_thresholds_are_given(tmp_path, quiet_run):
+    path = write_world(tmp_path / "cat.csv", CatWorld(), 3000, 0, ["score"])
+    data = ["data=csv", f"data.path={path}", "data.features=[hardness,sharpness]", "data.target=score"]
+    with pytest.raises(ConfigError, match=r"model.thresholds=\[-0.25,0.25\] model.class_names=\[approach"):
+        train(compose_config([*data, *quiet_run], tmp_path / "refused"))
+    given = ["model.thresholds=[-0.25,0.25]", "model.class_names=[approach,ignore,run_away]", "trainer.max_epochs=5"]
+    metrics = train(compose_config([*data, *given, *quiet_run], tmp_path / "run"))
+    assert metrics["weight/hardness"] == pytest.approx(1.0, abs=0.05)
+    assert metrics["bias"] == pytest.approx(-1.0, abs=0.05)
+    assert metrics["threshold/ignore-run_away"] == 0.25 and "test/decision_acc" in metrics

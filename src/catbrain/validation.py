@@ -66,6 +66,12 @@ def check_resolvable(cfg: DictConfig) -> None:
         except InterpolationKeyError as error:
             full_key = getattr(error, "full_key", None) or node
             missing = str(error).split("'")[1] if "'" in str(error) else str(error)
+            if str(full_key).startswith("model.thresholds") and missing.startswith("data.world"):
+                raise ConfigError(
+                    f"{full_key}: refers to {missing!r}, which data without a world does not have: give the "
+                    "thresholds and their classes, e.g. model.thresholds=[-0.25,0.25] "
+                    "model.class_names=[approach,ignore,run_away]"
+                ) from None
             raise ConfigError(
                 f"{full_key}: refers to {missing!r}, which this config does not have; "
                 f"do the model and task fit the data (e.g. the threshold task and ThresholdedLinear need data=cat)?"
