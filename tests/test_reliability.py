@@ -227,3 +227,26 @@ def test_files_written_atomically_get_the_usual_permissions(tmp_path, quiet_run)
         os.umask(previous)
     for name in ("metrics.json", "config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name  # not mkstemp's owner-only 0o600
+
+
+def test_ctrl_c_says_where_training_stopped_and_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [str(BIN / "catbrain-train"), "trainer.max_epochs=100000", "callbacks=model_checkpoint", "data.n_train=256",
+         f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("catbrain-train: interrupted at epoch ")
+    assert f"resume with: catbrain-train ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}" in last
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] >= 0

@@ -59,7 +59,12 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     trainer.callbacks.extend([clock, *callbacks])
 
     started = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    except SystemExit:  # Lightning's answer to Ctrl-C: it has stopped cleanly and exits 1
+        if trainer.interrupted:
+            _interrupted(trainer, run_dir)
+        raise
     fit_seconds = time.perf_counter() - started
     history = list(task.history)  # testing the best checkpoint below loads that checkpoint's (shorter) history
 
@@ -89,6 +94,17 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         files = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures]
         tracking.log_files(trainer, files, root=run_dir)
     return metrics
+
+
+def _interrupted(trainer: Any, run_dir: Path) -> None:
+    """Ctrl-C: say where training stopped and how to go on, and exit 130 (the shell's code for an interrupt)."""
+    import sys
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    where = f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}"
+    then = f"; resume with: catbrain-train ckpt_path={last}" if last.is_file() else "; no checkpoint was saved"
+    print(f"catbrain-train: {where}{then}", file=sys.stderr)
+    sys.exit(130)
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
