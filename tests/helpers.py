@@ -1,4 +1,4 @@
-"""Callbacks that break a run on purpose, for the reliability tests (used through +callbacks.NAME=...)."""
+"""Callbacks that break a run on purpose (used through +callbacks.NAME=...), and a command run in-process."""
 
 import os
 import signal
@@ -48,3 +48,14 @@ class RecordBatches(pl.Callback):
             import torch
 
             torch.save(torch.cat(self.seen), f"{self.prefix}{trainer.global_rank}.pt")
+
+
+def outcome(main, capsys, arguments) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a command's ``main(arguments)`` run in-process."""
+    try:
+        main(arguments)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -15,6 +15,7 @@ from catbrain.predict import load_predictor
 from catbrain.predict import main as predict_main
 from catbrain.train import train
 from tests.conftest import compose_config, run_cli
+from tests.helpers import outcome
 
 TINY = ["data.n_train=256", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=2"]
 EXPERIMENTS = {
@@ -247,7 +248,7 @@ def test_console_script_writes_the_file(checkpoints, capsys, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "torchscript: weather.pt"
     assert (tmp_path / "weather.pt").is_file()
-    code, out, _ = outcome(capsys, ["--help"])
+    code, out, _ = outcome(main, capsys, ["--help"])
     assert code == 0 and "format" in out and "catbrain[export]" in out
 
 
@@ -272,19 +273,8 @@ def test_python_m_exports_onnx(checkpoints, tmp_path):
     assert_close(run_onnx(tmp_path / "weather.onnx", rows)["prediction"], (expected + scaling["target_mean"]).numpy())
 
 
-def outcome(capsys, arguments):
-    """(exit code, stdout, stderr) of ``catbrain-export`` run in-process."""
-    try:
-        main(arguments)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def assert_one_line_error(capsys, arguments, *fragments):
-    code, out, err = outcome(capsys, arguments)
+    code, out, err = outcome(main, capsys, arguments)
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("catbrain-export: error: "), err

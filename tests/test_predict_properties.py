@@ -10,6 +10,7 @@ from catbrain.data.table import TableError, read_columns
 from catbrain.predict import main
 from catbrain.train import train
 from tests.conftest import compose_config
+from tests.helpers import outcome
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -24,17 +25,6 @@ def checkpoint(tmp_path_factory):
     )  # fmt: skip
     train(config)
     return str(run_dir / "checkpoints/best.ckpt")
-
-
-def outcome(capsys, arguments):
-    """(exit code, stdout, stderr) of ``catbrain-predict`` run in-process."""
-    try:
-        main(arguments)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_prediction_or_one_line(code, out, err, n_rows=None):
@@ -66,14 +56,14 @@ rows = st.one_of(st.lists(st.lists(cells, max_size=4), max_size=5), cells, st.li
 @given(data=rows)
 def test_any_json_rows(checkpoint, capsys, data):
     text = json.dumps(data)
-    code, out, err = outcome(capsys, [f"ckpt_path={checkpoint}", f"input={text}", "format=json"])
+    code, out, err = outcome(main, capsys, [f"ckpt_path={checkpoint}", f"input={text}", "format=json"])
     assert_prediction_or_one_line(code, out, err)
 
 
 @SETTINGS
 @given(text=st.text(max_size=60))
 def test_any_text_as_input(checkpoint, capsys, text):
-    code, out, err = outcome(capsys, [f"ckpt_path={checkpoint}", f"input={text}", "format=json"])
+    code, out, err = outcome(main, capsys, [f"ckpt_path={checkpoint}", f"input={text}", "format=json"])
     assert_prediction_or_one_line(code, out, err)
 
 
@@ -92,7 +82,7 @@ headers = st.lists(st.sampled_from(["hardness", "sharpness", "note", "", "Hardne
 def test_any_csv_file(checkpoint, capsys, tmp_path_factory, header, body, ending):
     path = tmp_path_factory.mktemp("csv") / "rows.csv"
     path.write_text(ending.join(",".join(line) for line in [header, *body]) + ending, encoding="utf-8")
-    code, out, err = outcome(capsys, [f"ckpt_path={checkpoint}", f"input_path={path}", "format=json"])
+    code, out, err = outcome(main, capsys, [f"ckpt_path={checkpoint}", f"input_path={path}", "format=json"])
     assert_prediction_or_one_line(code, out, err)
 
 
@@ -110,6 +100,8 @@ def test_the_csv_reader_takes_any_bytes(tmp_path_factory, content):
 
 
 def test_valid_rows_always_predict(checkpoint, capsys):
-    code, out, err = outcome(capsys, [f"ckpt_path={checkpoint}", "input=[[0, 0], [1, 1], [0.5, 0.25]]", "format=json"])
+    code, out, err = outcome(
+        main, capsys, [f"ckpt_path={checkpoint}", "input=[[0, 0], [1, 1], [0.5, 0.25]]", "format=json"]
+    )
     assert_prediction_or_one_line(code, out, err, n_rows=3)
     assert code == 0

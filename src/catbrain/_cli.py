@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,6 +20,25 @@ class UsageError(ValueError):
 def fail(prog: str, message: str, code: int = 2) -> NoReturn:
     print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
     sys.exit(code)
+
+
+def key_value_arguments(argv: Sequence[str], allowed: Mapping[str, str]) -> dict[str, str]:
+    """``key=value`` command-line arguments, each key one of ``allowed`` (name -> what it means)."""
+    arguments: dict[str, str] = {}
+    for argument in argv:
+        key, separator, value = argument.partition("=")
+        if not separator or key not in allowed:
+            raise UsageError(f"unknown argument {argument!r}; expected key=value with key one of {sorted(allowed)}")
+        arguments[key] = value
+    return arguments
+
+
+def usage(doc: str, allowed: Mapping[str, str]) -> str:
+    """A command's ``--help``: its docstring, then its arguments and what each means."""
+    width = max(map(len, allowed)) + 1
+    return "\n".join(
+        [doc.strip(), "", "Arguments:", *(f"  {key:<{width}} {meaning}" for key, meaning in allowed.items())]
+    )
 
 
 def describe(error: BaseException) -> str:

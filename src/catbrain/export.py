@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from catbrain import _cli
 from catbrain._cli import UsageError, errors_as_one_line
 from catbrain.runs import usual_permissions
 
@@ -93,19 +94,12 @@ class RawFeatureModel(nn.Module):
 
 
 def usage() -> str:
-    lines = [__doc__.strip(), "", "Arguments:"]
-    lines += [f"  {key:<10} {meaning}" for key, meaning in ARGUMENTS.items()]
-    return "\n".join(lines)
+    return _cli.usage(__doc__, ARGUMENTS)
 
 
 def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
     """``key=value`` arguments, checked: ``ckpt_path`` and a known ``format`` are required."""
-    arguments: dict[str, str] = {}
-    for argument in argv:
-        key, separator, value = argument.partition("=")
-        if not separator or key not in ARGUMENTS:
-            raise UsageError(f"unknown argument {argument!r}; expected key=value with key one of {sorted(ARGUMENTS)}")
-        arguments[key] = value
+    arguments = _cli.key_value_arguments(argv, ARGUMENTS)
     if not arguments.get("ckpt_path"):
         raise UsageError("ckpt_path=... is required: the checkpoint to export")
     if "format" not in arguments:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from catbrain import _cli
 from catbrain._cli import UsageError, die_quietly_on_broken_pipe, errors_as_one_line, load_checkpoint
 from catbrain.data.table import parse_number, read_columns
 
@@ -30,18 +31,11 @@ FORMATS = ("text", "json")
 
 
 def usage() -> str:
-    lines = [__doc__.strip(), "", "Arguments:"]
-    lines += [f"  {key:<11} {meaning}" for key, meaning in ARGUMENTS.items()]
-    return "\n".join(lines)
+    return _cli.usage(__doc__, ARGUMENTS)
 
 
 def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
-    arguments: dict[str, str] = {}
-    for argument in argv:
-        key, separator, value = argument.partition("=")
-        if not separator or key not in ARGUMENTS:
-            raise UsageError(f"unknown argument {argument!r}; expected key=value with key one of {sorted(ARGUMENTS)}")
-        arguments[key] = value
+    arguments = _cli.key_value_arguments(argv, ARGUMENTS)
     if "ckpt_path" not in arguments:
         raise UsageError("ckpt_path=... is required")
     if ("input" in arguments) == ("input_path" in arguments):
