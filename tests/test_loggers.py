@@ -124,3 +124,21 @@ def test_parallel_jobs_share_a_new_mlflow_database(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/outputs/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("parallel").experiment_id])
     assert sorted(run.info.run_name for run in runs) == ["a", "b"]
+
+
+@pytest.mark.parametrize(("logger", "module"), [("mlflow", "mlflow"), ("tensorboard", "tensorboard")])
+def test_a_logger_whose_extra_is_missing_is_refused_before_any_work(tmp_path, monkeypatch, logger, module):
+    import importlib.util
+
+    from catbrain.validation import ConfigError
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == module else real_find_spec(name, *a)
+    )
+    run_dir = tmp_path / "run"
+    with pytest.raises(
+        ConfigError, match=rf"needs {module}, which is not installed: pip install 'catbrain\[{logger}\]'"
+    ):
+        train(compose_config([*SMALL, f"logger={logger}"], run_dir))
+    assert not run_dir.exists()

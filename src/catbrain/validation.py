@@ -159,8 +159,27 @@ def check_signatures(cfg: DictConfig) -> int:
     return checked
 
 
+# Targets that need an optional extra, and the module that tells whether it is installed.
+EXTRAS = {
+    "catbrain.tracking.mlflow_logger": ("mlflow", "mlflow"),
+    "pytorch_lightning.loggers.TensorBoardLogger": ("tensorboard", "tensorboard"),
+}
+
+
+def check_extras(cfg: DictConfig) -> None:
+    """A config that needs an optional extra which is not installed is refused before any work, naming the extra."""
+    import importlib.util
+
+    for path, node in _targets(OmegaConf.to_container(cfg, resolve=False)):
+        module, extra = EXTRAS.get(node["_target_"], (None, None))
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{path}: {node['_target_']} needs {module}, which is not installed: "
+                              f"pip install 'catbrain[{extra}]'")  # fmt: skip
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first problem found in ``cfg``."""
     check_resolvable(cfg)
     check_values(cfg)
     check_signatures(cfg)
+    check_extras(cfg)
