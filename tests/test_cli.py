@@ -211,3 +211,39 @@ def test_resume_carries_on_in_the_runs_own_directory(tmp_path):
     assert not (tmp_path / "outputs").exists()
     # The first part's CSV log is kept beside the new one (Lightning's CSV logger would delete it).
     assert (tmp_path / "run/csv/metrics.before_resume_1.csv").is_file() and (tmp_path / "run/csv/metrics.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["data.world.noise_sd=0.5"],
+            "data.world has no key 'noise_sd'; it has ['delta', 'lopsided_fear', 'noise_std'",
+        ),
+        (["optimizer.lrr=0.5"], "optimizer has no key 'lrr'; it has ['lr', 'weight_decay']"),
+        (["data.shift={skewness:[4,4]}"], "data.shift names ['skewness'], which CatWorld does not have"),
+        (["model.learn_thresholds=true"], "needs task=ordinal"),
+        (["data.world.skew=[3]"], "skew must be 2 positive numbers"),
+        (["trainer.enable_progress_bar=false"], "e.g. callbacks=[model_checkpoint,early_stopping]"),
+    ],
+)
+def test_values_the_constructors_refuse_stop_the_run_before_its_directory(tmp_path, arguments, message):
+    result = run_cli("catbrain-train", *arguments, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert message in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_eval_on_another_world_of_the_same_features(trained, tmp_path):
+    ckpt = f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}"
+    result = run_cli("catbrain-eval", ckpt, "data=cat_curved", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert result.returncode == 2  # the curved cat has decisions only: the score-trained cat brain needs scores
+    assert "the task ThresholdTask learns from numbers" in result.stderr and not (tmp_path / "eval").exists()
+    result = run_cli(
+        "catbrain-eval", ckpt, "data=cat", "data.world.lopsided_fear=1", f"hydra.run.dir={tmp_path / 'eval'}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["test/bayes_decision_acc"] > metrics["test/decision_acc"] + 0.05  # a line misses the curve

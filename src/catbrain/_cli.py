@@ -162,6 +162,40 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
+def unknown_key_message(config_name: str, overrides: list[str], error: Exception) -> str:
+    """Hydra's composition error in one line; for a key that does not exist, the keys that do (Hydra's
+    own hint, to add the key with ``+``, would only move the error to the constructor)."""
+    text = str(error).split("Config search path")[0]
+    if not text.startswith("Could not override '"):
+        return text
+    key = text.split("'")[1]
+    parent, _, name = key.rpartition(".")
+    others = [o for o in overrides if override_key(o) != key]
+    try:
+        from omegaconf import OmegaConf
+
+        node = OmegaConf.select(compose(config_name, others), parent) if parent else None
+    except Exception:
+        node = None
+    if node is None or not hasattr(node, "keys"):
+        return f"{key}: no such key in the config"
+    return f"{key}: {parent} has no key {name!r}; it has {sorted(k for k in node if not k.startswith('_'))}"
+
+
+def check_buildable(cfg: Any) -> None:
+    """Build a synthetic world's data module and the task (cheap: no data drawn, nothing trained), so that a
+    value their constructors refuse stops the run before Hydra makes its directory."""
+    from hydra.utils import instantiate
+
+    if cfg.get("data", {}).get("_target_") != "catbrain.data.WorldDataModule":
+        return  # your own data: its classes and columns come from the file, read when the run starts
+    for node in ("data", "task"):
+        try:
+            instantiate(cfg[node])
+        except Exception as error:
+            raise UsageError(describe(error)) from None
+
+
 def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[str, ...] = ()) -> None:
     """Run a ``@hydra.main`` app after two checks that turn bad input into one line.
 
@@ -198,7 +232,8 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
                 for o in stored
                 if override_key(o) not in user_keys | {"ckpt_path"} and not override_key(o).startswith(replaced)
             ]
-            if config_name == "eval" and "data" in user_keys:
+            chosen_data = [o.split("=", 1)[1] for o in overrides if override_key(o) == "data"]
+            if config_name == "eval" and chosen_data and chosen_data[-1] == "csv":
                 # New data for the checkpoint's model: read with the columns the model was trained on.
                 columns = {
                     "data.features": "[" + ",".join(info.get("feature_names", [])) + "]",
@@ -225,11 +260,12 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
                 try:
                     composed = compose(config_name, job)
                 except HydraException as error:
-                    raise UsageError(str(error).split("Config search path")[0]) from None
+                    raise UsageError(unknown_key_message(config_name, job, error)) from None
                 if config_name == "eval" and info is not None:  # catbrain-eval uses the checkpoint's own model
                     from omegaconf import OmegaConf
 
                     composed.model = OmegaConf.create(info["config"]["model"])
                 validate(composed)
+                check_buildable(composed)
     sys.argv = [sys.argv[0], *argv, *injected]
     app()

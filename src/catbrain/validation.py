@@ -118,6 +118,24 @@ def check_values(cfg: DictConfig) -> None:
         if any(low >= high for low, high in zip(thresholds, thresholds[1:])):
             raise ConfigError(f"model.thresholds={thresholds}: must be strictly increasing")
 
+    targets, task = _value(cfg, "data.targets"), _value(cfg, "task._target_")
+    if isinstance(targets, list) and targets and isinstance(task, str):
+        wants_classes = task.rsplit(".", 1)[-1] in ("ClassificationTask", "OrdinalTask")
+        if wants_classes != (targets[0] == "decision"):
+            wanted = (
+                "class indices (data.targets=[decision])" if wants_classes else "numbers (e.g. data.targets=[score])"
+            )
+            raise ConfigError(
+                f"data.targets={targets}: the task {task.rsplit('.', 1)[-1]} learns from {wanted} as the first target"
+            )
+
+    callbacks = cfg.get("callbacks") or {}
+    if _value(cfg, "trainer.enable_progress_bar") is False and callbacks.get("progress_bar") is not None:
+        raise ConfigError(
+            "trainer.enable_progress_bar=false: the callbacks include a progress bar; choose callbacks without it, "
+            "e.g. callbacks=[model_checkpoint,early_stopping]"
+        )
+
     in_features, features = _value(cfg, "model.in_features"), _value(cfg, "data.features")
     if isinstance(in_features, int) and isinstance(features, list) and in_features != len(features):
         raise ConfigError(f"model.in_features={in_features}: must equal the {len(features)} data.features {features}")
