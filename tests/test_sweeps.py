@@ -43,13 +43,14 @@ def test_a_sweep_summary_has_one_row_per_job_and_the_best_run(swept):
     for row in (rows[0], rows[2]):  # the metrics are the runs' own
         metrics = json.loads((sweep_dir / row["job"] / "metrics.json").read_text())
         assert float(row["test/loss"]) == pytest.approx(metrics["test/loss"], rel=1e-5)
+        assert float(row["val/loss"]) == pytest.approx(metrics["val/loss"], rel=1e-5)
         assert row["run_dir"].endswith(f"sweep/{row['job']}")
-    # The checkpoint callback monitors val/loss (min), so the best run is the one of lowest test/loss.
-    losses = {row["job"]: float(row["test/loss"]) for row in (rows[0], rows[2])}
+    # The checkpoint callback monitors val/loss (min): the best run is the one of lowest val/loss, not test/loss.
+    losses = {row["job"]: float(row["val/loss"]) for row in (rows[0], rows[2])}
     best = min(losses, key=losses.get)
     assert [row["job"] for row in rows if row["best"] == "yes"] == [best]
     markdown = (sweep_dir / "summary.md").read_text()
-    assert f"**best job:** {best} (test/loss = " in markdown and "`optimizer.lr=1e+06`" in markdown
+    assert f"**best job:** {best} (val/loss = " in markdown and "`optimizer.lr=1e+06`" in markdown
     assert "catbrain-train sweep" in result.stdout and f"best job: {best}" in result.stdout
 
 
@@ -123,7 +124,7 @@ def write_search(path, n_trials=4, seed=2, **extra):
     """A search of tiny runs over three learning rates: 0.1 trains, 1e-5 hardly moves, -1 is refused."""
     lines = [
         f"n_trials: {n_trials}",
-        "metric: test/loss",
+        "metric: val/loss",
         "direction: min",
         f"seed: {seed}",
         "pruner: {_target_: optuna.pruners.ThresholdPruner, upper: 0.2}",  # val/loss: 0.13 (lr 0.1), 0.26 (lr 1e-5)
@@ -167,7 +168,7 @@ def test_a_search_survives_a_crashing_trial_and_prunes_a_bad_one(searched):
     assert not (workdir / "lr" / str(pruned.number) / "metrics.json").exists()
     completed = next(t for t in trials if t.state.name == "COMPLETE")
     metrics = json.loads((workdir / "lr" / str(completed.number) / "metrics.json").read_text())
-    assert completed.value == metrics["test/loss"]
+    assert completed.value == metrics["val/loss"]
 
 
 def test_a_search_summary_lists_every_trial_and_the_best(searched):

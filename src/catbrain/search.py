@@ -30,7 +30,7 @@ KEYS = {
     "name": "names the study and the default directory",
     "dir": "the search directory: search.db, one run directory per trial, summary.csv, summary.md",
     "n_trials": "trials in all, those of earlier runs of the same search included",
-    "metric": "the trial's value, from its metrics.json (e.g. test/loss)",
+    "metric": "the trial's value, from its metrics.json (e.g. val/loss: a test/ metric would tune on the test data)",
     "direction": "min or max",
     "monitor": "the validation metric reported each epoch for pruning; null: metric with test/ -> val/",
     "seed": "the sampler's seed",
@@ -114,7 +114,7 @@ def check_search_config(cfg: DictConfig) -> None:
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
         raise _cli.UsageError(f"search.n_trials={n_trials!r}: must be a positive integer")
     if cfg.get("direction") is None or cfg.get("metric") is None:
-        raise _cli.UsageError("search.metric and search.direction must be given (e.g. test/loss and min)")
+        raise _cli.UsageError("search.metric and search.direction must be given (e.g. val/loss and min)")
     check_choice(cfg.metric, cfg.direction, "search.")
     seed = cfg.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:

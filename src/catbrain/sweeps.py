@@ -42,13 +42,13 @@ class Row:
 
 
 def default_metric(cfg: DictConfig) -> tuple[str, str]:
-    """What the checkpoint callback monitors, as the test metric of the same name (``val/loss`` -> ``test/loss``)."""
+    """What the checkpoint callback monitors (``val/loss``): runs are compared on validation data, not test data."""
     for callback in (cfg.get("callbacks") or {}).values():
-        if callback is not None and str(callback.get("_target_", "")).endswith("ModelCheckpoint"):
+        if callback is not None and "ModelCheckpoint" in str(callback.get("_target_", "")):
             monitor = callback.get("monitor")
             if monitor:
-                return str(monitor).replace("val/", "test/", 1), str(callback.get("mode", "min"))
-    return "test/loss", "min"
+                return str(monitor), str(callback.get("mode", "min"))
+    return "val/loss", "min"
 
 
 def check_choice(metric: str | None, direction: str | None, prefix: str) -> None:
@@ -56,7 +56,7 @@ def check_choice(metric: str | None, direction: str | None, prefix: str) -> None
     if direction is not None and direction not in DIRECTIONS:
         raise _cli.UsageError(f"{prefix}direction={direction!r}: must be one of {list(DIRECTIONS)}")
     if metric is not None and not str(metric).strip():
-        raise _cli.UsageError(f"{prefix}metric={metric!r}: must name a metric of metrics.json, e.g. test/loss")
+        raise _cli.UsageError(f"{prefix}metric={metric!r}: must name a metric of metrics.json, e.g. val/loss")
 
 
 def best_row(rows: Sequence[Row], metric: str, direction: str) -> Row | None:
@@ -228,7 +228,7 @@ def run_job(prog: str, job: Any) -> Any:
 class SweepSummary(Callback):
     """Hydra callback: record each sweep job's outcome, and summarise the sweep when it ends.
 
-    ``metric`` (default: the checkpoint callback's monitor as a test metric, ``val/loss`` -> ``test/loss``)
+    ``metric`` (default: the checkpoint callback's monitor, ``val/loss``: the test data stays out of the choice)
     and ``direction`` (``min`` or ``max``; default: the checkpoint callback's mode) choose the best run.
     The process exits non-zero after the summary when a job failed (2 when every failure was bad input).
     """

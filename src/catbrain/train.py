@@ -72,6 +72,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
 
     metrics = runs.collect_metrics(trainer, task, datamodule)
+    # The validation metrics of the tested weights (the checkpoint's own history ends with them):
+    # what sweeps and searches choose by, so that the test data stays out of every choice.
+    tested = next((entry for entry in reversed(task.history) if "val/loss" in entry), {})
+    metrics.update({key: value for key, value in tested.items() if key.startswith("val/")})
     metrics.update(runs.test_shifted(trainer, task, datamodule))
     metrics.update(
         {
