@@ -126,7 +126,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         if "Unsupported global" in text:  # a pickle naming code to run: not merely unreadable
             reason = text.split("Please file an issue")[0].split("WeightsUnpickler error:")[-1].strip()[:200]
             raise UsageError(f"ckpt_path={str(path)!r} was refused: it holds more than weights ({reason})") from None
-        detail = f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
+        detail = type(error).__name__
+        if text and "Weights only load failed" not in text:  # torch's advice there would be about unsafe loading
+            detail += ": " + text[:160]
         raise UsageError(
             f"ckpt_path={str(path)!r} is not a readable checkpoint (corrupt, truncated or not a torch file: {detail})"
         ) from None
@@ -194,6 +196,14 @@ def check_buildable(cfg: Any) -> None:
             instantiate(cfg[node])
         except Exception as error:
             raise UsageError(describe(error)) from None
+
+
+user_arguments: list[str] | None = None  # the command line as typed, for the run's report
+
+
+def shown_command(overrides: list[str] | None) -> list[str] | None:
+    """The arguments a run's report shows: as typed for a single run, the job's own overrides in a sweep."""
+    return user_arguments if user_arguments is not None and not in_multirun() else overrides
 
 
 def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[str, ...] = ()) -> None:
@@ -267,5 +277,7 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
                     composed.model = OmegaConf.create(info["config"]["model"])
                 validate(composed)
                 check_buildable(composed)
+    global user_arguments
+    user_arguments = list(argv)
     sys.argv = [sys.argv[0], *argv, *injected]
     app()

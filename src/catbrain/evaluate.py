@@ -32,7 +32,7 @@ def use_checkpoint_columns(cfg: DictConfig, info: dict) -> None:
         cfg.data.class_names = info["class_names"]
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
+def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
     """Load the weights of ``cfg.ckpt_path`` into the configured task, test it, return the metrics written."""
     import pytorch_lightning as pl
     from hydra.utils import instantiate
@@ -67,6 +67,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer = runs.make_trainer(cfg, with_callbacks=False)
     trainer.test(task, datamodule=datamodule, verbose=False)
     metrics = runs.collect_metrics(trainer, task, datamodule)
+    # The closed form belongs to the training rows, which evaluation does not have: the training run reported it.
+    metrics = {key: value for key, value in metrics.items() if not key.startswith("closed_form")}
     metrics.update(runs.test_shifted(trainer, task, datamodule))
     runs.write_metrics(run_dir, metrics)
     title = f"catbrain-eval: {cfg.name}"
@@ -74,7 +76,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     pictures = plots.draw_run(task, datamodule, [], run_dir, cfg.name, metrics) if cfg.plots else []
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures)
+    report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)
     runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
     return metrics
 
@@ -82,7 +84,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(config_path=config_dir(), config_name="eval", version_base="1.3")
 def _app(cfg: DictConfig) -> None:
     with _cli.errors_as_one_line("catbrain-eval"):
-        evaluate(cfg)
+        evaluate(cfg, overrides=_cli.shown_command(None))
 
 
 def main() -> None:

@@ -123,6 +123,15 @@ def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path |
         axes.scatter(*features[sample].numpy().T, s=9, color="grey", edgecolors="black", linewidths=0.3)
     label = "test objects (observed decision)" if decision is not None else "test objects"
     handles.append(Line2D([], [], marker="o", color="grey", linestyle="", markersize=4, label=label))
+    if "shift" in datamodule.splits and decision is not None:  # where the shifted world's objects lie
+        shifted = datamodule.splits["shift"]
+        points = shifted["features"].cpu()[: SAMPLE_POINTS // 2]
+        observed = shifted[decision].cpu()[: SAMPLE_POINTS // 2]
+        for index, colour in enumerate(colours):
+            chosen = points[observed == index]
+            axes.scatter(*chosen.numpy().T, s=14, marker="x", color=colour, linewidths=0.9)
+        text = f"shifted test objects ({shift_text(datamodule)})"
+        handles.append(Line2D([], [], marker="x", color="grey", linestyle="", markersize=5, label=text))
     axes.set_xlim(float(low[0]), float(high[0]))
     axes.set_ylim(float(low[1]), float(high[1]))
     axes.set_xlabel(_label(datamodule.feature_names[0], world))
@@ -130,6 +139,11 @@ def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path |
     axes.set_title(title)
     axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return _save(figure, path)
+
+
+def shift_text(datamodule: Any) -> str:
+    """``prey_speed_range=[2.5, 5.0]``: what the shifted test world changed."""
+    return ", ".join(f"{key}={value}" for key, value in getattr(datamodule, "shift", {}).items())
 
 
 def predicted_vs_true(task: Any, datamodule: Any, path: Path, title: str) -> Path | None:
@@ -149,7 +163,7 @@ def predicted_vs_true(task: Any, datamodule: Any, path: Path, title: str) -> Pat
         sample = torch.randperm(len(data[key]), generator=generator)[: 3 * SAMPLE_POINTS]
         truth = data[key].cpu()[sample]
         predicted = _predict(task, data["features"].cpu()[sample])
-        label = "test rows" if split == "test" else "shifted test rows"
+        label = "test rows (as trained)" if split == "test" else f"shifted test rows ({shift_text(datamodule)})"
         axes.scatter(truth.numpy(), predicted.numpy(), s=6, alpha=0.45, color=colour, label=label, edgecolors="none")
         lows.append(min(truth.min(), predicted.min()).item())
         highs.append(max(truth.max(), predicted.max()).item())
@@ -164,50 +178,51 @@ def predicted_vs_true(task: Any, datamodule: Any, path: Path, title: str) -> Pat
     return _save(figure, path)
 
 
-def learning_curves(history: list[dict[str, float]], path: Path, title: str) -> Path | None:
-    """Train and validation loss per epoch, and the validation metrics beside them; the lowest val/loss marked."""
+ERRORS = ("mse", "mae", "rmse")  # metric names that are errors (lower is better, on their own scale)
+
+
+def learning_curves(history: list[dict[str, float]], path: Path, title: str, tested: int | None = None) -> Path | None:
+    """Train and validation loss per epoch, then the validation errors and scores, each on its own axes.
+
+    ``tested`` (an epoch, 0-based) marks the weights the run tested: the best checkpoint.
+    """
     if not history:
         return None
     from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
+    names = sorted({k for entry in history for k in entry if k.startswith(("train/", "val/"))})
+    losses = [n for n in names if n.endswith("/loss")]
+    validation = [n for n in names if n.startswith("val/") and n not in losses]
+    errors = [n for n in validation if n.rsplit("/", 1)[-1] in ERRORS]
+    scores = [n for n in validation if n not in errors]
+    panels = [("loss", losses), ("validation error", errors), ("validation score", scores)]
+    panels = [(label, shown) for label, shown in panels if shown]
     plt = _pyplot()
-    figure, (loss_axes, metric_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    names = sorted({k for entry in history for k in entry if k not in ("epoch", "step")})
-    for name in [n for n in names if n.endswith("/loss")]:
-        epochs, values = zip(*[(e["epoch"] + 1, e[name]) for e in history if name in e])
-        loss_axes.plot(epochs, values, marker="o", markersize=3, label=name)
-    validation = [(e["val/loss"], e["epoch"] + 1) for e in history if "val/loss" in e]
-    if validation:
-        lowest, epoch = min(validation)
-        for axes in (loss_axes, metric_axes):
-            axes.axvline(epoch, color="grey", linestyle=":", linewidth=1)
-        note = f"lowest val/loss {lowest:.4g}"
-        loss_axes.annotate(note, (epoch, lowest), xytext=(4, 8), textcoords="offset points", fontsize=8)
-    loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("loss")
-    if all(e[n] > 0 for e in history for n in names if n.endswith("/loss") and n in e):
-        loss_axes.set_yscale("log")
-        loss_axes.set_ylabel("loss (log scale)")
-        loss_axes.yaxis.set_major_formatter(ScalarFormatter())
-        loss_axes.yaxis.set_minor_formatter(ScalarFormatter())
-    loss_axes.legend(fontsize=8)
-    loss_axes.set_title(f"{title}: loss")
-    shown = [n for n in names if n.startswith("val/") and not n.endswith("/loss")]
-    for name in shown:
-        epochs, values = zip(*[(e["epoch"] + 1, e[name]) for e in history if name in e])
-        metric_axes.plot(epochs, values, marker="o", markersize=3, label=name)
-    metric_axes.set_xlabel("epoch")
-    metric_axes.set_ylabel("validation metric")
-    metric_axes.set_title(f"{title}: validation metrics")
-    if shown:
-        metric_axes.legend(fontsize=8)
-    for axes in (loss_axes, metric_axes):
+    figure, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False)
+    for axes, (label, shown) in zip(grid.flat, panels):
+        for name in shown:
+            epochs, values = zip(*[(e["epoch"] + 1, e[name]) for e in history if name in e])
+            axes.plot(epochs, values, marker="o", markersize=3, label=name)
+        if label != "validation score" and all(e[n] > 0 for e in history for n in shown if n in e):
+            axes.set_yscale("log")
+            axes.yaxis.set_major_formatter(ScalarFormatter())
+            axes.yaxis.set_minor_formatter(ScalarFormatter())
+            label += " (log scale)"
+        if tested is not None:
+            axes.axvline(tested + 1, color="grey", linestyle=":", linewidth=1, label=f"tested (epoch {tested + 1})")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.legend(fontsize=8)
         axes.grid(alpha=0.3)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.suptitle(f"{title}: learning curves")
+    figure.tight_layout()
     return _save(figure, path)
 
 
-def weight_paths(history: list[dict[str, float]], metrics: dict[str, float], path: Path, title: str) -> Path | None:
+def weight_paths(
+    history: list[dict[str, float]], metrics: dict[str, float], path: Path, title: str, tested: int | None = None
+) -> Path | None:
     """A linear model's weights, from their start through each epoch, against the closed-form answer and the teacher's.
 
     One panel per weight, each on its own scale (raw feature units differ by orders of magnitude).
@@ -229,6 +244,8 @@ def weight_paths(history: list[dict[str, float]], metrics: dict[str, float], pat
         teacher = metrics.get("teacher_bias" if name == "bias" else f"teacher_{name}")
         if teacher is not None:
             axes.axhline(teacher, color="black", linestyle=":", linewidth=1.5, label="teacher")
+        if tested is not None:
+            axes.axvline(tested + 1, color="grey", linestyle=":", linewidth=1, label="tested")
         axes.set_title(name.removeprefix("weight/"), fontsize=10)
         axes.set_xlabel("epoch (0: before training)", fontsize=8)
         axes.grid(alpha=0.3)
@@ -250,7 +267,7 @@ def headline(name: str, metrics: dict[str, float], key: str) -> str:
     for split, label in [("test", "test"), ("shift", "shifted")]:
         if f"{split}/{key}" in metrics:
             bayes = metrics.get(f"{split}/bayes_{key}")
-            parts.append(f"{label} {key} {metrics[f'{split}/{key}']:.3g}" + (f" (Bayes {bayes:.3g})" if bayes else ""))
+            parts.append(f"{label} {key} {metrics[f'{split}/{key}']:.4f}" + (f" (Bayes {bayes:.4f})" if bayes else ""))
     return f"{name}: " + ", ".join(parts)
 
 
@@ -260,11 +277,13 @@ def draw_run(
     """Every picture that applies to this run, in ``<run_dir>/plots/``."""
     plots = run_dir / "plots"
     accuracy = "acc" if "test/acc" in metrics else "decision_acc"
+    # The epoch of the weights tested: the validation entry whose loss metrics.json reports.
+    tested = next((e["epoch"] for e in history if "val/loss" in e and e["val/loss"] == metrics.get("val/loss")), None)
     drawn = [
         decision_plane(task, datamodule, plots / "decision_plane.png", headline(name, metrics, accuracy)),
         predicted_vs_true(task, datamodule, plots / "predicted_vs_true.png", headline(name, metrics, "mse")),
-        learning_curves(history, plots / "learning_curves.png", name),
-        weight_paths(history, metrics, plots / "weight_paths.png", name),
+        learning_curves(history, plots / "learning_curves.png", name, tested),
+        weight_paths(history, metrics, plots / "weight_paths.png", name, tested),
     ]
     return [path for path in drawn if path is not None]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def write_report(
     """Write ``<run_dir>/report.md`` and return its path."""
     lines = [f"# {title}", ""]
     if overrides is not None:
-        lines += [f"Command: `{' '.join([title.split(':')[0], *overrides]).strip()}`", ""]
+        lines += [f"Command: `{shlex.join([title.split(':')[0], *overrides])}`", ""]
     if "fit_seconds" in metrics:
         lines += [
             f"Training: {metrics['epochs']:.0f} epochs, {metrics['steps']:.0f} optimizer steps; "

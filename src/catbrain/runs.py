@@ -91,7 +91,8 @@ def collect_metrics(trainer: Any, task: Any, datamodule: Any) -> dict[str, float
     names = datamodule.feature_names
     if rule is not None:
         metrics.update({f"weight/{name}": float(w) for name, w in zip(names, rule[0])})
-        metrics["bias"] = rule[1]
+        if not getattr(task.model, "learn_thresholds", False):  # learned thresholds carry the offset: no bias
+            metrics["bias"] = rule[1]
         solved = closed_form(datamodule)
         if solved is not None:
             metrics.update({f"closed_form_weight/{name}": float(w) for name, w in zip(names, solved[0])})
@@ -218,17 +219,18 @@ def summary_tables(metrics: dict[str, float], feature_names: list[str]) -> list[
             rows = [[t, *(f"{metrics[f'{split}/confusion/{t}/{p}']:.0f}" for p in classes)] for t in classes]
             tables.append((f"{title} confusion matrix (rows: true, columns: predicted)", ["", *classes], rows))
 
-    if "bias" in metrics:
+    if any(key.startswith("weight/") for key in metrics):
         columns = [("learned", "weight/", "bias")]
         if "closed_form_bias" in metrics:
             columns.append(("closed form", "closed_form_weight/", "closed_form_bias"))
         if "teacher_bias" in metrics:
             columns.append(("teacher", "teacher_weight/", "teacher_bias"))
         rows = []
-        for name in [*feature_names, "bias"]:
+        for name in [*feature_names, *["bias"] * ("bias" in metrics)]:  # no bias: learned thresholds carry it
             keys = [bias if name == "bias" else prefix + name for _, prefix, bias in columns]
             rows.append([name, *(f"{metrics[key]:+.4f}" for key in keys)])
-        tables.append(("w, b: " + ", ".join(title for title, _, _ in columns), ["", *(c[0] for c in columns)], rows))
+        heading = ("w, b: " if "bias" in metrics else "w: ") + ", ".join(title for title, _, _ in columns)
+        tables.append((heading, ["", *(c[0] for c in columns)], rows))
 
     pairs = list(dict.fromkeys(key.split("/")[1] for key in metrics if key.startswith(("boundary/", "threshold/"))))
     if pairs:

@@ -65,6 +65,8 @@ def load_search_config(choice: str, overrides: Sequence[str]) -> DictConfig:
     if not (choice.endswith((".yaml", ".yml")) and path.is_file()):
         path = Path(config_dir()) / "search" / f"{choice}.yaml"
     if not path.is_file():
+        if choice.endswith((".yaml", ".yml")):
+            raise _cli.UsageError(f"search={choice!r}: no such file ({Path(choice).resolve()})")
         raise _cli.UsageError(
             f"search={choice!r}: no such search config (one of {search_configs()}, or the path of a .yaml file)"
         )

@@ -92,7 +92,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         title = f"catbrain-train: {cfg.name}"
         pictures = plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.plots else []
         plots.log_pictures(trainer, pictures)
-        report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)
+        command = _cli.shown_command(overrides)
+        report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, command)
         runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
         tracking.log_metrics(trainer, metrics)
         files = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures]
