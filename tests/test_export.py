@@ -131,6 +131,7 @@ def test_exported_file_answers_as_predict_does(checkpoints, exported, capsys, ki
             with torch.no_grad():
                 logits = model((rows - scaling["input_mean"]) / scaling["input_std"])
             assert outputs["probabilities"].shape == (n_rows, len(class_names))
+            assert_close(outputs["probabilities"], [[a["probabilities"][c] for c in class_names] for a in answers])
             assert_close(outputs["probabilities"], torch.softmax(logits, -1).numpy())
 
 

@@ -107,7 +107,8 @@ def load_predictor(ckpt_path: str) -> tuple[Any, dict[str, Any], Any]:
 
 
 def predict(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: list[list[float]]) -> list[dict[str, Any]]:
-    """One result per row: ``prediction`` (a number or a class name); thresholded models add the ``score``
+    """One result per row: ``prediction`` (a number or a class name); classifiers add each class's
+    ``probabilities``; thresholded models add the ``score``
     and its ``margins``: the signed distance to each threshold, named by the two classes it separates."""
     import torch
 
@@ -130,7 +131,11 @@ def predict(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: lis
             for d, s in zip(decisions.tolist(), output.tolist())
         ]
     if kind == "classification":
-        return [{"prediction": class_names[int(i)]} for i in output.argmax(-1).tolist()]
+        probabilities = torch.softmax(output, dim=-1)
+        return [
+            {"prediction": class_names[int(row.argmax())], "probabilities": dict(zip(class_names, row.tolist()))}
+            for row in probabilities
+        ]
     return [{"prediction": float(value)} for value in output.reshape(len(rows), -1)[:, 0].tolist()]
 
 
@@ -140,6 +145,8 @@ def format_text(rows: list[list[float]], results: list[dict[str, Any]], feature_
         inputs = ", ".join(f"{name}={value:g}" for name, value in zip(feature_names, row))
         prediction = result["prediction"]
         shown = f"{prediction:.4f}" if isinstance(prediction, float) else prediction
+        if "probabilities" in result:
+            shown += f"  (probability {result['probabilities'][prediction]:.3f})"
         score = ""
         if "score" in result:
             margins = ", ".join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -268,7 +269,7 @@ def print_summary(title: str, metrics: dict[str, float], feature_names: list[str
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # a file or pipe: no wrapping at 80
     for number, (name, header, rows) in enumerate(summary_tables(metrics, feature_names)):
         table = Table(title=f"{title}: {name}" if number == 0 else name)
         for position, column in enumerate(header):

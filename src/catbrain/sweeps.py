@@ -166,7 +166,7 @@ def write_summary(
         value = f"{row.metrics[metric]:.4g}" if metric in row.metrics else ""
         epochs = _number(row.metrics.get("epochs"))
         table.add_row(str(row.number), row.status, " ".join(map(short, own)), value, epochs, row.error, style=style)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # a file or pipe: no wrapping at 80
     console.print(table)
     console.print(best_line, highlight=False, soft_wrap=True)
     console.print(f"summary: {directory / 'summary.md'}", highlight=False, soft_wrap=True)
