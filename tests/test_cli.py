@@ -247,3 +247,13 @@ def test_eval_on_another_world_of_the_same_features(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["test/bayes_decision_acc"] > metrics["test/decision_acc"] + 0.05  # a line misses the curve
+
+
+def test_predict_says_when_a_row_leaves_the_training_range(trained, tmp_path):
+    ckpt = f"ckpt_path={trained[0] / 'checkpoints/best.ckpt'}"
+    result = run_cli("catbrain-predict", ckpt, "input=[[0.9, 0.8], [1.5, 0.5], [-0.1, 2]]", "format=json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [row.get("outside_training_range") for row in rows] == [None, ["hardness"], ["hardness", "sharpness"]]
+    text = run_cli("catbrain-predict", ckpt, "input=[[1.5, 0.5]]", cwd=tmp_path).stdout
+    assert text.strip().endswith("[outside the training range: hardness]")

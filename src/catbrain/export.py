@@ -142,6 +142,7 @@ def metadata(info: dict[str, Any], model: nn.Module) -> dict[str, Any]:
         "target_name": info.get("target_name"),
         "class_names": list(info["class_names"]) if info.get("class_names") else None,
         "thresholds": thresholds,
+        "feature_ranges": info.get("feature_ranges"),  # [min, max] of each feature in training
         "input": f"{INPUT_NAME}: raw float32 (batch, {len(info['feature_names'])}) in the order of feature_names",
         "outputs": OUTPUTS[kind],
     }

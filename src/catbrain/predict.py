@@ -108,8 +108,24 @@ def load_predictor(ckpt_path: str) -> tuple[Any, dict[str, Any], Any]:
 
 def predict(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: list[list[float]]) -> list[dict[str, Any]]:
     """One result per row: ``prediction`` (a number or a class name); classifiers add each class's
-    ``probabilities``; thresholded models add the ``score``
-    and its ``margins``: the signed distance to each threshold, named by the two classes it separates."""
+    ``probabilities``; thresholded models add the ``score`` and its ``margins``: the signed distance to
+    each threshold, named by the two classes it separates. A row with a feature outside the range seen in
+    training names those features in ``outside_training_range``: the model is guessing there."""
+    results = answers(model, info, scaling, rows)
+    ranges = info.get("feature_ranges") or {}
+    for row, result in zip(rows, results):
+        outside = [name for name, value in zip(info["feature_names"], row) if not _within(value, ranges.get(name))]
+        if outside:
+            result["outside_training_range"] = outside
+    return results
+
+
+def _within(value: float, bounds: list[float] | None) -> bool:
+    return bounds is None or bounds[0] <= value <= bounds[1]
+
+
+def answers(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: list[list[float]]) -> list[dict[str, Any]]:
+    """The model's answer for each row (see :func:`predict`)."""
     import torch
 
     features = torch.tensor(rows, dtype=torch.float32)
@@ -154,7 +170,9 @@ def format_text(rows: list[list[float]], results: list[dict[str, Any]], feature_
                 for boundary, m in result["margins"].items()
             )
             score = f"  (score {result['score']:+.4f}: {margins})"
-        lines.append(f"{inputs} -> {shown}{score}")
+        outside = result.get("outside_training_range")
+        warning = f"  [outside the training range: {', '.join(outside)}]" if outside else ""
+        lines.append(f"{inputs} -> {shown}{score}{warning}")
     return "\n".join(lines)
 
 

@@ -88,6 +88,11 @@ class Task(pl.LightningModule):
             value = getattr(datamodule, name, None)
             if value is not None:
                 getattr(self, name).copy_(value)
+        train = getattr(datamodule, "splits", {}).get("train")
+        if train is not None and self.run_info:  # where the training inputs lay: predictions say when a row leaves it
+            low, high = train["features"].min(0).values.tolist(), train["features"].max(0).values.tolist()
+            names = self.run_info.get("feature_names") or [str(i) for i in range(len(low))]
+            self.run_info["feature_ranges"] = {name: [lo, hi] for name, lo, hi in zip(names, low, high)}
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if self.training and self._scaling_is_identity:  # fixed for the whole fit: see on_train_start
