@@ -254,5 +254,6 @@ def test_eval_reports_in_distribution_and_shifted_metrics_side_by_side(tmp_path,
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert {"test/mse", "shift/mse", "test/bayes_mse", "shift/bayes_mse"} <= set(metrics)
+    assert not any(key.startswith("closed_form") for key in metrics)  # no training rows of its own
     assert "shifted" in result.stdout and "shifted Bayes" in result.stdout
     assert math.isfinite(metrics["shift/decision_acc"])

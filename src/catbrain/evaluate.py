@@ -66,9 +66,8 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     runs.save_config(cfg, run_dir)
     trainer = runs.make_trainer(cfg, with_callbacks=False)
     trainer.test(task, datamodule=datamodule, verbose=False)
-    metrics = runs.collect_metrics(trainer, task, datamodule)
     # The closed form belongs to the training rows, which evaluation does not have: the training run reported it.
-    metrics = {key: value for key, value in metrics.items() if not key.startswith("closed_form")}
+    metrics = runs.collect_metrics(trainer, task, datamodule, closed_form_too=False)
     metrics.update(runs.test_shifted(trainer, task, datamodule))
     runs.write_metrics(run_dir, metrics)
     title = f"catbrain-eval: {cfg.name}"

@@ -57,10 +57,15 @@ def _label(name: str, world: Any) -> str:
     return f"{name} ({unit})" if unit else name
 
 
+def plane_grid(low: torch.Tensor, high: torch.Tensor, steps: int = 300) -> tuple[Any, Any, Any]:
+    """``xs, ys`` over ``[low, high]`` and the ``(steps * steps, 2)`` points of their grid, row by row of ``ys``."""
+    xs, ys = torch.linspace(float(low[0]), float(high[0]), steps), torch.linspace(float(low[1]), float(high[1]), steps)
+    return xs, ys, torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+
+
 def decision_grid(task: Any, low: torch.Tensor, high: torch.Tensor, steps: int = 300) -> tuple[Any, Any, Any]:
     """The model's decision on a ``steps x steps`` grid over ``[low, high]``: ``xs, ys, regions[y, x]``."""
-    xs, ys = torch.linspace(float(low[0]), float(high[0]), steps), torch.linspace(float(low[1]), float(high[1]), steps)
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+    xs, ys, grid = plane_grid(low, high, steps)
     return xs, ys, _decide(task, _predict(task, grid)).reshape(steps, steps)
 
 
@@ -81,7 +86,6 @@ def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path |
     low, high = low - margin, high + margin
     xs, ys, regions = decision_grid(task, low, high)
     steps = len(xs)
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
     colours = CLASS_COLOURS[: len(class_names)]
     cmap = ListedColormap(colours)
 
@@ -100,7 +104,7 @@ def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path |
 
     world = getattr(datamodule, "world", None)
     if world is not None and hasattr(world, "teacher_score") and hasattr(world, "delta"):
-        teacher = world.teacher_score(grid).reshape(steps, steps)
+        teacher = world.teacher_score(plane_grid(low, high, steps)[2]).reshape(steps, steps)
         axes.contour(
             xs.numpy(),
             ys.numpy(),

@@ -85,8 +85,11 @@ def make_trainer(cfg: DictConfig, with_callbacks: bool = True) -> Any:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
 
 
-def collect_metrics(trainer: Any, task: Any, datamodule: Any) -> dict[str, float]:
-    """Test metrics, Bayes-optimal references, and learned vs teacher weights, as one flat mapping."""
+def collect_metrics(trainer: Any, task: Any, datamodule: Any, closed_form_too: bool = True) -> dict[str, float]:
+    """Test metrics, Bayes-optimal references, and learned vs teacher weights, as one flat mapping.
+
+    ``closed_form_too=False`` leaves out the least-squares answer: evaluation has no training rows of its own.
+    """
     metrics = split_metrics(trainer, task, datamodule, "test")
     rule, teacher = task.linear_rule(), datamodule.teacher()
     names = datamodule.feature_names
@@ -94,7 +97,7 @@ def collect_metrics(trainer: Any, task: Any, datamodule: Any) -> dict[str, float
         metrics.update({f"weight/{name}": float(w) for name, w in zip(names, rule[0])})
         if not getattr(task.model, "learn_thresholds", False):  # learned thresholds carry the offset: no bias
             metrics["bias"] = rule[1]
-        solved = closed_form(datamodule)
+        solved = closed_form(datamodule) if closed_form_too else None
         if solved is not None:
             metrics.update({f"closed_form_weight/{name}": float(w) for name, w in zip(names, solved[0])})
             metrics["closed_form_bias"] = solved[1]
@@ -153,9 +156,7 @@ def boundary_lines(task: Any) -> list[tuple[Any, float]] | None:
         weights, bias = task.linear_rule()
         return [(weights, float(t) - bias) for t in model.thresholds.detach().cpu().tolist()]
     if isinstance(model, Linear) and model.out_features == len(class_names) > 1:
-        mean, std = task.input_mean.detach().cpu(), task.input_std.detach().cpu()
-        weight = model.weight.detach().cpu() / std  # logits in raw units: W x + b
-        bias = model.bias.detach().cpu() - weight @ mean
+        weight, bias = task.raw_linear()  # logits in raw units: W x + b
         differences = weight[1:] - weight[:-1]
         return [(w, float(c)) for w, c in zip(differences, bias[:-1] - bias[1:])]
     return None

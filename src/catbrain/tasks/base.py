@@ -292,12 +292,19 @@ class Task(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("catbrain_history", []))  # a resumed run's curves start at the beginning
 
-    def linear_rule(self) -> tuple[torch.Tensor, float] | None:
-        """Weights and bias of a single-output linear model in raw feature units, else ``None``."""
+    def raw_linear(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``W (outputs, features)``, ``b (outputs,)`` of a linear model in raw feature and target units, or None."""
         weight, bias = getattr(self.model, "weight", None), getattr(self.model, "bias", None)
-        if weight is None or bias is None or weight.numel() != self.input_mean.numel():
+        if weight is None or bias is None or weight.shape[-1] != self.input_mean.numel():
             return None
-        weight, bias = weight.detach().flatten().cpu(), float(bias.detach().flatten()[0])
+        weight, bias = weight.detach().cpu().reshape(-1, self.input_mean.numel()), bias.detach().cpu().reshape(-1)
         mean, std = self.input_mean.cpu(), self.input_std.cpu()
         scale, shift = float(self.target_std), float(self.target_mean)
-        return scale * weight / std, scale * (bias - float((weight * mean / std).sum())) + shift
+        return scale * weight / std, scale * (bias - (weight / std) @ mean) + shift
+
+    def linear_rule(self) -> tuple[torch.Tensor, float] | None:
+        """Weights and bias of a single-output linear model in raw feature units, else ``None``."""
+        raw = self.raw_linear()
+        if raw is None or len(raw[0]) != 1:
+            return None
+        return raw[0][0], float(raw[1][0])
