@@ -210,8 +210,8 @@ def test_shifted_metrics_are_computed_on_the_shifted_data(tmp_path, quiet_run):
     )
     metrics = train(config)
     checkpoint = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
-    weights = checkpoint["state_dict"]["model.score_layer.weight"][0]
-    bias = checkpoint["state_dict"]["model.score_layer.bias"][0]
+    weights = checkpoint["state_dict"]["predictor.model.score_layer.weight"][0]
+    bias = checkpoint["state_dict"]["predictor.model.score_layer.bias"][0]
     datamodule = WorldDataModule(
         CatWorld(),
         ["score", "decision"],

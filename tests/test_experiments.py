@@ -77,3 +77,11 @@ def test_gradient_descent_lands_on_the_closed_form_solution(tmp_path, quiet_run)
         return weather[bias] + sum(weather[f"{prefix}{name}"] * value for name, value in typical_day.items())
 
     assert predict("weight/", "bias") == pytest.approx(predict("closed_form_weight/", "closed_form_bias"), abs=0.1)
+
+
+def test_weather_quantiles_reach_the_bayes_pinball_loss_and_cover_as_promised(tmp_path, quiet_run):
+    metrics = run("weather_3pm_quantiles", tmp_path, quiet_run)
+    assert metrics["test/pinball_loss"] <= 1.02 * metrics["test/bayes_pinball_loss"]
+    for level in ("0.1", "0.5", "0.9"):  # on 20,000 test rows
+        assert metrics[f"test/coverage/{level}"] == pytest.approx(float(level), abs=0.02)
+        assert metrics[f"test/bayes_coverage/{level}"] == pytest.approx(float(level), abs=0.02)

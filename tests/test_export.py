@@ -11,8 +11,8 @@ import torch
 
 from catbrain import export as export_module
 from catbrain.export import export, main
-from catbrain.predict import load_predictor
 from catbrain.predict import main as predict_main
+from catbrain.predictor import load_predictor
 from catbrain.train import train
 from tests.conftest import compose_config, run_cli
 from tests.helpers import outcome
@@ -23,6 +23,7 @@ EXPERIMENTS = {
     "ordinal": ["experiment=cat_ordinal"],
     "classification": ["experiment=cat_softmax"],
     "regression": ["experiment=weather_3pm", "model=mlp"],
+    "quantile": ["experiment=weather_3pm_quantiles"],
 }
 RTOL = 1e-5
 # PyTorch deprecates TorchScript; loading the files it writes is what these tests are for.
@@ -69,8 +70,9 @@ def raw_rows(ckpt, n_rows=50, seed=1):
     """Seeded raw feature rows across the training data's range, as float32."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.rand(n_rows, len(state["input_mean"]), generator=generator) * 6 - 3
-    return (state["input_mean"] + state["input_std"] * noise).to(torch.float32)
+    mean, std = state["predictor.input_mean"], state["predictor.input_std"]
+    noise = torch.rand(n_rows, len(mean), generator=generator) * 6 - 3
+    return (mean + std * noise).to(torch.float32)
 
 
 def predicted(capsys, ckpt, rows):
@@ -111,8 +113,8 @@ def test_exported_file_answers_as_predict_does(checkpoints, exported, capsys, ki
     if fmt == "onnx":
         needs_onnx()
     ckpt = checkpoints[kind]
-    model, info, scaling = load_predictor(str(ckpt))
-    class_names = info["class_names"]
+    predictor = load_predictor(str(ckpt))
+    class_names = predictor.class_names
     for n_rows in (50, 1):  # any batch size
         rows = raw_rows(ckpt, n_rows)
         answers = predicted(capsys, ckpt, rows)
@@ -121,6 +123,12 @@ def test_exported_file_answers_as_predict_does(checkpoints, exported, capsys, ki
             assert set(outputs) == {"prediction"}
             assert outputs["prediction"].shape == (n_rows,)
             assert_close(outputs["prediction"], [answer["prediction"] for answer in answers])
+        elif kind == "quantile":
+            assert set(outputs) == {"prediction", "quantiles"}
+            assert outputs["quantiles"].shape == (n_rows, 3)
+            assert_close(outputs["prediction"], [answer["prediction"] for answer in answers])
+            assert_close(outputs["quantiles"], [list(answer["quantiles"].values()) for answer in answers])
+            assert (np.diff(outputs["quantiles"], axis=1) >= 0).all()  # never crossing
         elif kind in ("threshold", "ordinal"):
             assert set(outputs) == {"score", "decision"}
             assert_close(outputs["score"], [answer["score"] for answer in answers])
@@ -129,20 +137,22 @@ def test_exported_file_answers_as_predict_does(checkpoints, exported, capsys, ki
             assert set(outputs) == {"probabilities", "decision"}
             assert [class_names[d] for d in outputs["decision"]] == [answer["prediction"] for answer in answers]
             with torch.no_grad():
-                logits = model((rows - scaling["input_mean"]) / scaling["input_std"])
+                logits = predictor.model((rows - predictor.input_mean) / predictor.input_std)
             assert outputs["probabilities"].shape == (n_rows, len(class_names))
             assert_close(outputs["probabilities"], [[a["probabilities"][c] for c in class_names] for a in answers])
             assert_close(outputs["probabilities"], torch.softmax(logits, -1).numpy())
 
 
 def expected_metadata(ckpt):
-    model, info, _ = load_predictor(str(ckpt))
+    predictor = load_predictor(str(ckpt))
+    kind = predictor.head.kind
     return {
-        "kind": info["kind"],
-        "feature_names": info["feature_names"],
-        "target_name": info["target_name"],
-        "class_names": info["class_names"],
-        "thresholds": model.thresholds.tolist() if info["kind"] in ("threshold", "ordinal") else None,
+        "kind": kind,
+        "feature_names": predictor.feature_names,
+        "target_name": predictor.target_name,
+        "class_names": predictor.class_names,
+        "thresholds": predictor.model.thresholds.tolist() if kind in ("threshold", "ordinal") else None,
+        "quantiles": [0.1, 0.5, 0.9] if kind == "quantile" else None,
     }
 
 
@@ -182,10 +192,10 @@ def test_scores_on_a_threshold_decide_as_the_model_does(checkpoints, tmp_path, f
     checkpoint = torch.load(checkpoints["threshold"], map_location="cpu", weights_only=True)
     state = checkpoint["state_dict"]
     # score = hardness, in raw units: the scores below are exactly the thresholds and their float32 neighbours.
-    state["model.score_layer.weight"] = torch.tensor([[1.0, 0.0]])
-    state["model.score_layer.bias"] = torch.zeros(1)
+    state["predictor.model.score_layer.weight"] = torch.tensor([[1.0, 0.0]])
+    state["predictor.model.score_layer.bias"] = torch.zeros(1)
     for name, value in {"input_mean": 0.0, "input_std": 1.0, "target_mean": 0.0, "target_std": 1.0}.items():
-        state[name] = torch.full_like(state[name], value)
+        state[f"predictor.{name}"] = torch.full_like(state[f"predictor.{name}"], value)
     ckpt = tmp_path / "ties.ckpt"
     torch.save(checkpoint, ckpt)
     below, above = (
@@ -194,8 +204,7 @@ def test_scores_on_a_threshold_decide_as_the_model_does(checkpoints, tmp_path, f
     )
     hardness = torch.stack([-above, torch.tensor(-0.25), -below, torch.tensor(0.0), below, torch.tensor(0.25), above])
     rows = torch.stack([hardness, torch.zeros_like(hardness)], dim=1)
-    model, _, _ = load_predictor(str(ckpt))
-    expected = model.decide(hardness)
+    expected = load_predictor(str(ckpt)).model.decide(hardness)
     assert expected.tolist() == [0, 1, 1, 1, 1, 1, 2]
     outputs = RUNNERS[fmt](export(str(ckpt), fmt), rows)
     assert outputs["decision"].tolist() == expected.tolist()
@@ -268,10 +277,9 @@ def test_python_m_exports_onnx(checkpoints, tmp_path):
     assert result.stdout.strip() == "onnx: weather.onnx"
     assert result.stderr == ""  # the exporter's own chatter is kept quiet
     rows = raw_rows(ckpt)
-    model, _, scaling = load_predictor(str(ckpt))
     with torch.no_grad():
-        expected = model((rows - scaling["input_mean"]) / scaling["input_std"]) * scaling["target_std"]
-    assert_close(run_onnx(tmp_path / "weather.onnx", rows)["prediction"], (expected + scaling["target_mean"]).numpy())
+        expected = load_predictor(str(ckpt)).output(rows)
+    assert_close(run_onnx(tmp_path / "weather.onnx", rows)["prediction"], expected.numpy())
 
 
 def assert_one_line_error(capsys, arguments, *fragments):

@@ -57,8 +57,9 @@ def test_the_default_loop_equals_a_hand_written_pytorch_loop(tmp_path):
             optimizer.step()
 
     _, catbrain_run, _ = trained(tmp_path, "catbrain", *cat)
-    hand = {f"model.{key}": value for key, value in model.state_dict().items()}
-    assert same_weights(hand, {k: v for k, v in catbrain_run["state_dict"].items() if k.startswith("model.")})
+    hand = {f"predictor.model.{key}": value for key, value in model.state_dict().items()}
+    state = catbrain_run["state_dict"].items()
+    assert same_weights(hand, {k: v for k, v in state if k.startswith("predictor.model.")})
 
 
 @pytest.mark.parametrize("steps_per_call", [1, 4, 16])

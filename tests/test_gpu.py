@@ -6,7 +6,7 @@ Skipped where no CUDA device is present (CI has none); run ``python -m pytest te
 import pytest
 import torch
 
-from catbrain.predict import load_predictor, predict
+from catbrain.predictor import load_predictor
 from catbrain.train import train
 from tests.conftest import compose_config
 
@@ -21,8 +21,8 @@ def test_the_cat_brain_trains_on_the_gpu(tmp_path, precision):
     metrics = train(compose_config(["trainer=gpu", f"trainer.precision={precision}", *QUIET], tmp_path))
     assert metrics["test/mse"] < 1.2 * metrics["test/bayes_mse"]
     assert metrics["weight/hardness"] == pytest.approx(1.0, abs=0.05)
-    model, info, scaling = load_predictor(tmp_path / "checkpoints" / "best.ckpt")  # loads onto the CPU
-    assert [r["prediction"] for r in predict(model, info, scaling, [[0.9, 0.8], [0.1, 0.2]])] == [
+    predictor = load_predictor(tmp_path / "checkpoints" / "best.ckpt")  # loads onto the CPU
+    assert [r["prediction"] for r in predictor.predict([[0.9, 0.8], [0.1, 0.2]])] == [
         "run_away",
         "approach",
     ]

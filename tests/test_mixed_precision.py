@@ -7,7 +7,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from catbrain.predict import load_predictor, predict
+from catbrain.predictor import load_predictor
 from catbrain.train import train
 from tests.conftest import compose_config
 
@@ -46,7 +46,7 @@ def test_bf16_mixed_takes_lightnings_steps_learns_and_its_checkpoint_predicts(tm
     assert mixed["test/decision_acc"] > 0.85
     assert mixed["weight/hardness"] != full["weight/hardness"]
 
-    model, info, scaling = load_predictor(tmp_path / "bf16/checkpoints/best.ckpt")
-    assert all(p.dtype == torch.float32 for p in model.parameters())
-    results = predict(model, info, scaling, [[0.9, 0.8], [0.1, 0.2]])
+    predictor = load_predictor(tmp_path / "bf16/checkpoints/best.ckpt")
+    assert all(p.dtype == torch.float32 for p in predictor.parameters())
+    results = predictor.predict([[0.9, 0.8], [0.1, 0.2]])
     assert [r["prediction"] for r in results] == ["run_away", "approach"]

@@ -86,7 +86,7 @@ def test_learning_curves_follow_the_epochs_and_survive_a_resume(tmp_path):
         (1, False, True),
     ]
     # The path's last point is the checkpoint's own weight.
-    weight = checkpoint["state_dict"]["model.score_layer.weight"][0, 0].item()
+    weight = checkpoint["state_dict"]["predictor.model.score_layer.weight"][0, 0].item()
     assert [e["weight/hardness"] for e in history if "weight/hardness" in e][-1] == pytest.approx(weight)
     assert history[0]["weight/hardness"] != pytest.approx(weight, abs=0.01)
     resumed = compose_config(

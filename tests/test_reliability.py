@@ -157,7 +157,7 @@ def test_same_seed_same_weights_and_metrics_other_seed_other_result(tmp_path, qu
     assert first[0] == again[0]
     assert all(torch.equal(first[1][key], again[1][key]) for key in first[1])
     assert first[0]["test/mse"] != other[0]["test/mse"]
-    assert not torch.equal(first[1]["model.layer.weight"], other[1]["model.layer.weight"])
+    assert not torch.equal(first[1]["predictor.model.layer.weight"], other[1]["predictor.model.layer.weight"])
 
 
 # 5. Untrusted files ------------------------------------------------------------------------------

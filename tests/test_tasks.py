@@ -54,10 +54,10 @@ def test_scheduler_comes_with_the_optimizer():
 
 def test_standardised_inputs_still_give_the_rule_in_raw_units():
     task = RegressionTask(Linear(2), SGD)
-    task.input_mean.copy_(torch.tensor([10.0, -3.0]))
-    task.input_std.copy_(torch.tensor([2.0, 0.5]))
-    task.target_mean.fill_(12.0)
-    task.target_std.fill_(4.0)
+    task.predictor.input_mean.copy_(torch.tensor([10.0, -3.0]))
+    task.predictor.input_std.copy_(torch.tensor([2.0, 0.5]))
+    task.predictor.target_mean.fill_(12.0)
+    task.predictor.target_std.fill_(4.0)
     x = torch.randn(20, 2) * 3 + 5
     weights, bias = task.linear_rule()
     assert torch.allclose(task(x), x @ weights + bias, atol=1e-5)

@@ -50,9 +50,10 @@ def describe(error: BaseException) -> str:
         where = str(error).rsplit("full_key:", 1)[-1].strip() if "full_key:" in str(error) else ""
         return (f"{where}: " if where else "") + describe(cause)
     from catbrain.data.table import TableError
+    from catbrain.predictor import CheckpointError
     from catbrain.validation import ConfigError
 
-    if isinstance(error, (UsageError, TableError, ConfigError)):
+    if isinstance(error, (UsageError, TableError, ConfigError, CheckpointError)):
         return str(error)
     return f"{type(error).__name__}: {error}"
 
@@ -91,12 +92,13 @@ def explain(error: BaseException) -> tuple[str, bool]:
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
     from catbrain.data.table import TableError
+    from catbrain.predictor import CheckpointError
     from catbrain.validation import ConfigError
 
     instantiating = error.__cause__ is not None and "Instantiation" in type(error).__name__
     root = error.__cause__ if instantiating else error
     # A constructor refusing its arguments is bad input too, and so is a config Hydra cannot compose.
-    bad_input = isinstance(root, (UsageError, TableError, ConfigError)) or (
+    bad_input = isinstance(root, (UsageError, TableError, ConfigError, CheckpointError)) or (
         instantiating and isinstance(root, (ValueError, TypeError))
     )
     if isinstance(error, (ConfigCompositionException, OverrideParseException)):
@@ -113,28 +115,10 @@ def die_quietly_on_broken_pipe() -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a catbrain checkpoint safely: tensors and plain containers only (``weights_only=True``)."""
-    import torch
+    """A catbrain checkpoint's contents, safely: tensors and plain containers only (``weights_only=True``)."""
+    from catbrain.predictor import read_checkpoint
 
-    file = Path(path)
-    if not file.is_file():
-        raise UsageError(f"ckpt_path={str(path)!r} does not exist or is not a file")
-    try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:
-        text = " ".join(str(error).split())
-        if "Unsupported global" in text:  # a pickle naming code to run: not merely unreadable
-            reason = text.split("Please file an issue")[0].split("WeightsUnpickler error:")[-1].strip()[:200]
-            raise UsageError(f"ckpt_path={str(path)!r} was refused: it holds more than weights ({reason})") from None
-        detail = type(error).__name__
-        if text and "Weights only load failed" not in text:  # torch's advice there would be about unsafe loading
-            detail += ": " + text[:160]
-        raise UsageError(
-            f"ckpt_path={str(path)!r} is not a readable checkpoint (corrupt, truncated or not a torch file: {detail})"
-        ) from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("catbrain"), dict):
-        raise UsageError(f"ckpt_path={str(path)!r} is not a catbrain checkpoint (no 'catbrain' entry)")
-    return checkpoint
+    return read_checkpoint(path)
 
 
 def override_key(override: str) -> str:
@@ -206,14 +190,22 @@ def shown_command(overrides: list[str] | None) -> list[str] | None:
     return user_arguments if user_arguments is not None and not in_multirun() else overrides
 
 
-def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[str, ...] = ()) -> None:
+def launch(
+    app: Callable[[], Any],
+    prog: str,
+    config_name: str,
+    required: tuple[str, ...] = (),
+    prepare: Callable[[Any, dict[str, Any]], Any] | None = None,
+) -> None:
     """Run a ``@hydra.main`` app after two checks that turn bad input into one line.
 
-    With ``ckpt_path=...`` the checkpoint's training overrides are added (the user's own win), so
-    evaluating or resuming a run needs no repetition of how it was configured; a resumed run
-    continues in its own run directory unless ``hydra.run.dir`` says otherwise. Then the config (of
-    each job, for a sweep) is composed and validated once up front, so an unknown option or a bad
-    value fails before any work and before the run or sweep directory is made.
+    With ``ckpt_path=...`` the checkpoint's stored overrides are added (the user's own win), so
+    evaluating or resuming a run needs no repetition of how it was configured; only the run's own
+    data, model, task and training choices are ever stored or replayed (no ``hydra.*``, no paths).
+    A resumed run continues in its own run directory unless ``hydra.run.dir`` says otherwise. Then
+    the config (of each job, for a sweep) is composed, handed with the checkpoint to the entry
+    point's ``prepare`` (its own pre-flight), and validated, so an unknown option, a bad value or a
+    refused checkpoint fails before any work and before the run or sweep directory is made.
     """
     from hydra._internal.utils import get_args_parser
 
@@ -231,25 +223,18 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
             raise UsageError("catbrain-eval tests the checkpoint's own model: model overrides are not allowed")
         ckpt_values = [o.split("=", 1)[1] for o in overrides if override_key(o) == "ckpt_path"]
         injected: list[str] = []
-        info: dict[str, Any] | None = None
+        checkpoint: dict[str, Any] | None = None
         if ckpt_values and ckpt_values[-1] not in ("", "null"):
-            info = load_checkpoint(ckpt_values[-1])["catbrain"]
-            stored = list(info.get("overrides", []))
+            from catbrain.predictor.checkpoint import describe, read_checkpoint, refusing
+
+            checkpoint = read_checkpoint(ckpt_values[-1])
+            with refusing(ckpt_values[-1]):
+                stored = describe(checkpoint)["overrides"]  # only the run's own choices: see replayable()
             # A group the user chose anew (data=csv) takes none of the stored values below it (data.n_train=...).
             replaced = tuple(f"{key}." for key in user_keys)
             injected = [
-                o
-                for o in stored
-                if override_key(o) not in user_keys | {"ckpt_path"} and not override_key(o).startswith(replaced)
+                o for o in stored if override_key(o) not in user_keys and not override_key(o).startswith(replaced)
             ]
-            chosen_data = [o.split("=", 1)[1] for o in overrides if override_key(o) == "data"]
-            if config_name == "eval" and chosen_data and chosen_data[-1] == "csv":
-                # New data for the checkpoint's model: read with the columns the model was trained on.
-                columns = {
-                    "data.features": "[" + ",".join(info.get("feature_names", [])) + "]",
-                    "data.target": info.get("target_name"),
-                }
-                injected += [f"{key}={value}" for key, value in columns.items() if value and key not in user_keys]
             checkpoint_dir = Path(ckpt_values[-1]).resolve().parent
             if config_name == "train" and "hydra.run.dir" not in user_keys and checkpoint_dir.name == "checkpoints":
                 # Resume in the run's own directory, so its best checkpoint and logs carry on.
@@ -271,10 +256,8 @@ def launch(app: Callable[[], Any], prog: str, config_name: str, required: tuple[
                     composed = compose(config_name, job)
                 except HydraException as error:
                     raise UsageError(unknown_key_message(config_name, job, error)) from None
-                if config_name == "eval" and info is not None:  # catbrain-eval uses the checkpoint's own model
-                    from omegaconf import OmegaConf
-
-                    composed.model = OmegaConf.create(info["config"]["model"])
+                if prepare is not None and checkpoint is not None:
+                    prepare(composed, checkpoint)
                 validate(composed)
                 check_buildable(composed)
     global user_arguments

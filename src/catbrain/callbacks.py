@@ -113,3 +113,30 @@ class PruneTrial(pl.Callback):
         self.trial.report(float(value), step=epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor} = {float(value):.6g})")
+
+
+class RunRecord(pl.Callback):
+    """Write into every checkpoint how its run was made: the resolved config, the overrides and the model.
+
+    The model is stored as its class and plain arguments, which ``catbrain.predictor.checkpoint`` reads back
+    through an allow-list; the task adds what its predictor is (kind, head, columns, ranges).
+    """
+
+    FORMAT = 2
+
+    def __init__(self, config: dict[str, Any], overrides: list[str]) -> None:
+        self.config, self.overrides = config, list(overrides)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        model = self.config.get("model") or {}
+        checkpoint.setdefault("catbrain", {}).update(
+            {
+                "format": self.FORMAT,
+                "config": self.config,
+                "overrides": self.overrides,
+                "model": {
+                    "class": model.get("_target_"),
+                    "arguments": {key: value for key, value in model.items() if not key.startswith("_")},
+                },
+            }
+        )

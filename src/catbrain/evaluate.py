@@ -12,6 +12,7 @@ The run's own config comes from the checkpoint; overrides change it, not replace
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -19,50 +20,64 @@ from omegaconf import DictConfig, OmegaConf
 from catbrain import _cli
 from catbrain.config import config_dir
 
+if TYPE_CHECKING:
+    from catbrain.predictor import Predictor
 
-def use_checkpoint_columns(cfg: DictConfig, info: dict) -> None:
-    """Given data (``data=csv data.test_path=...``) is read with the columns and classes the model was trained on."""
-    cfg.data.task = "classification" if info["kind"] == "classification" else "regression"
-    if cfg.data.get("test_path"):  # only the given test file: not the files the model was trained on
-        cfg.data.path = cfg.data.train_path = None
-    for key, value in [("features", info["feature_names"]), ("target", info["target_name"])]:
-        if OmegaConf.is_missing(cfg.data, key):
-            cfg.data[key] = value
-    if info.get("class_names") and cfg.data.task == "classification":
-        cfg.data.class_names = info["class_names"]
+
+def prepare(cfg: DictConfig, checkpoint: dict[str, Any]) -> Predictor:
+    """Eval's pre-flight: the checkpoint's predictor, checked, and the config made to fit it.
+
+    The model config becomes the checkpoint's own (an allow-listed class with plain arguments, or
+    the class of the model config your command composed); given data (``data=csv``) is read with the
+    columns and classes the model was trained on.
+    """
+    from catbrain.predictor.checkpoint import describe, predictor_from, refusing
+
+    with refusing(cfg.ckpt_path):
+        described = describe(checkpoint)
+        predictor = predictor_from(checkpoint, trusted=(str(cfg.model.get("_target_")),))
+    cfg.model = OmegaConf.create({"_target_": described["model_class"], **described["model_arguments"]})
+    if cfg.data.get("_target_") == "catbrain.data.CsvDataModule":
+        learns_classes = predictor.head.target == "class"
+        cfg.data.task = "classification" if learns_classes else "regression"
+        if cfg.data.get("test_path"):  # only the given test file: not the files the model was trained on
+            cfg.data.path = cfg.data.train_path = None
+        for key, value in [("features", predictor.feature_names), ("target", predictor.target_name)]:
+            if OmegaConf.is_missing(cfg.data, key):
+                cfg.data[key] = value
+        if learns_classes:
+            cfg.data.class_names = predictor.class_names
+    return predictor
 
 
 def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
-    """Load the weights of ``cfg.ckpt_path`` into the configured task, test it, return the metrics written."""
+    """Test the checkpoint's predictor (``cfg.ckpt_path``) on the configured data, return the metrics written."""
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
     from catbrain import runs
+    from catbrain.predictor import read_checkpoint
     from catbrain.validation import validate
 
     runs.quiet_lightning()
-    checkpoint = _cli.load_checkpoint(cfg.ckpt_path)
-    # The model is the checkpoint's own: its weights fit it whatever the data config says now.
-    cfg.model = OmegaConf.create(checkpoint["catbrain"]["config"]["model"])
+    predictor = prepare(cfg, read_checkpoint(cfg.ckpt_path))
     validate(cfg)
-    if cfg.data._target_ == "catbrain.data.CsvDataModule":
-        use_checkpoint_columns(cfg, checkpoint["catbrain"])
     run_dir = Path(cfg.run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
-    trained_on = list(checkpoint["catbrain"]["feature_names"])
+    trained_on = predictor.feature_names
     if datamodule.num_features != len(trained_on):
         raise _cli.UsageError(
             f"the checkpoint's model takes {len(trained_on)} features ({', '.join(trained_on)}); "
             f"this data gives {datamodule.num_features} ({', '.join(datamodule.feature_names)})"
         )
     task = instantiate(cfg.task)
-    try:
-        task.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
+    if task.head.kind != predictor.head.kind:
         raise _cli.UsageError(
-            f"ckpt_path={cfg.ckpt_path!r} does not fit the configured task {cfg.task._target_}: {error}"
-        ) from error
+            f"ckpt_path={cfg.ckpt_path!r} holds a {predictor.head.kind} model; the configured task "
+            f"{cfg.task._target_} trains {task.head.kind} models"
+        )
+    task.predictor = predictor
     runs.save_config(cfg, run_dir)
     trainer = runs.make_trainer(cfg, with_callbacks=False)
     trainer.test(task, datamodule=datamodule, verbose=False)
@@ -87,7 +102,7 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    _cli.launch(_app, "catbrain-eval", "eval", required=("ckpt_path",))
+    _cli.launch(_app, "catbrain-eval", "eval", required=("ckpt_path",), prepare=prepare)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@
     catbrain-export ckpt_path=best.ckpt format=torchscript out=cat.pt
 
 The file takes raw features, float32, shape (batch, n_features) in the checkpoint's feature
-order, and holds the training-time standardisation, the model and the target's unscaling.
-Outputs: ``prediction`` (regressors); ``score`` and ``decision`` (thresholded models);
-``probabilities`` and ``decision`` (classifiers); a decision is an index into the class names.
-The metadata (feature names, target name, class names, kind, thresholds, outputs) is in the ONNX
+order, and holds the training-time standardisation, the model, the target's unscaling and the
+head: the predictor of ``catbrain.predictor``, traced. Outputs: ``prediction`` (regressors);
+``score`` and ``decision`` (thresholded models); ``probabilities`` and ``decision`` (classifiers);
+``prediction`` and ``quantiles`` (quantile regressors); a decision is an index into the class names.
+The metadata (feature names, target name, class names, kind, thresholds, quantiles, outputs) is in the ONNX
 file's ``metadata_props`` (each value JSON) or in the TorchScript file's extra file ``catbrain.json``.
 ONNX needs ``pip install "catbrain[export]"``; TorchScript needs nothing beyond catbrain.
 """
@@ -25,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from catbrain import _cli
 from catbrain._cli import UsageError, errors_as_one_line
+from catbrain.predictor import Predictor
 from catbrain.runs import usual_permissions
 
 PROG = "catbrain-export"
@@ -36,61 +37,14 @@ ARGUMENTS = {
     "ckpt_path": "the checkpoint to export (required)",
     "format": "onnx or torchscript (required)",
     "out": "the file to write (default: beside the checkpoint, <ckpt stem>.onnx or .pt)",
+    "trust_model": "a model class of your own that the checkpoint may name, e.g. my_package.WideNet",
 }
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 FORMATS = tuple(SUFFIXES)
 INPUT_NAME = "features"
-OUTPUTS = {
-    "regression": {"prediction": "the predicted target, in its own units, float32 (batch,)"},
-    "threshold": {
-        "score": "the score in the target's own units, float32 (batch,)",
-        "decision": "index into class_names, int64 (batch,): how many thresholds the score has passed",
-    },
-    "ordinal": {
-        "score": "the score (learned from decisions, so in units of its noise), float32 (batch,)",
-        "decision": "index into class_names, int64 (batch,): how many learned thresholds the score has passed",
-    },
-    "classification": {
-        "probabilities": "softmax over class_names, float32 (batch, classes)",
-        "decision": "index into class_names of the largest logit, int64 (batch,)",
-    },
-}
-THRESHOLDED = ("threshold", "ordinal")
 EXTRA_FILE = "catbrain.json"
 ONNX_PACKAGES = ("onnx", "onnxscript")
 INSTALL_HINT = 'pip install "catbrain[export]"'
-
-
-class RawFeatureModel(nn.Module):
-    """A trained model with its scaling around it: raw features in, the outputs of ``OUTPUTS[kind]`` out.
-
-    The same arithmetic as ``catbrain-predict``, as one module, so that an exported graph needs
-    nothing else. A thresholded model's decision uses comparisons that ONNX runtimes implement
-    (ONNX Runtime has no ``Where`` on booleans) and sends ties where the model's ``decide`` does.
-    """
-
-    def __init__(self, model: nn.Module, scaling: dict[str, torch.Tensor], kind: str) -> None:
-        super().__init__()
-        if kind not in OUTPUTS:
-            raise UsageError(f"the checkpoint's kind={kind!r} is not one of {sorted(OUTPUTS)}")
-        self.model = model
-        self.kind = kind
-        for name in ("input_mean", "input_std", "target_mean", "target_std"):
-            self.register_buffer(name, scaling[name].detach().to(torch.float32).clone())
-        if kind in THRESHOLDED:  # learned thresholds are computed from parameters: keep their values
-            self.register_buffer("thresholds", model.thresholds.detach().to(torch.float32).clone())
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        output = self.model((features - self.input_mean) / self.input_std)
-        output = output * self.target_std + self.target_mean
-        if self.kind == "classification":
-            return torch.softmax(output, dim=-1), output.argmax(dim=-1)
-        if self.kind in THRESHOLDED:
-            score = output.unsqueeze(-1)
-            thresholds, tie_goes_up = self.thresholds, self.model.tie_goes_up
-            passed = (score > thresholds) | (tie_goes_up & (score == thresholds))
-            return output, passed.sum(dim=-1)
-        return output
 
 
 def usage() -> str:
@@ -132,23 +86,16 @@ def require_onnx() -> None:
         raise UsageError(f"format=onnx needs the packages {missing}: {INSTALL_HINT}")
 
 
-def metadata(info: dict[str, Any], model: nn.Module) -> dict[str, Any]:
+def metadata(predictor: Predictor) -> dict[str, Any]:
     """What a consumer needs to know to feed the file and read its outputs."""
-    kind = info["kind"]
-    thresholds = model.thresholds.tolist() if kind in THRESHOLDED else None
+    n_features = len(predictor.feature_names)
     return {
-        "kind": kind,
-        "feature_names": list(info["feature_names"]),
-        "target_name": info.get("target_name"),
-        "class_names": list(info["class_names"]) if info.get("class_names") else None,
-        "thresholds": thresholds,
-        "feature_ranges": info.get("feature_ranges"),  # [min, max] of each feature in training
-        "input": f"{INPUT_NAME}: raw float32 (batch, {len(info['feature_names'])}) in the order of feature_names",
-        "outputs": OUTPUTS[kind],
+        **predictor.metadata(),
+        "input": f"{INPUT_NAME}: raw float32 (batch, {n_features}) in the order of feature_names",
     }
 
 
-def probe_rows(wrapped: RawFeatureModel, n_rows: int = 256) -> torch.Tensor:
+def probe_rows(wrapped: Predictor, n_rows: int = 256) -> torch.Tensor:
     """Seeded raw rows around the training data (its mean and spread), to trace and to verify with."""
     generator = torch.Generator().manual_seed(0)
     noise = torch.randn(n_rows, len(wrapped.input_mean), generator=generator)
@@ -177,7 +124,7 @@ def check_same(
             raise RuntimeError(f"the exported {what} file disagrees with the PyTorch model on {name}")
 
 
-def export_torchscript(wrapped: RawFeatureModel, document: dict[str, Any], path: Path) -> None:
+def export_torchscript(wrapped: Predictor, document: dict[str, Any], path: Path) -> None:
     """Trace the model (any batch size) and save it with the metadata as the extra file ``catbrain.json``."""
     rows = probe_rows(wrapped)
     with warnings.catch_warnings():
@@ -189,7 +136,7 @@ def export_torchscript(wrapped: RawFeatureModel, document: dict[str, Any], path:
         check_same(as_tuple(loaded(rows)), as_tuple(wrapped(rows)), list(document["outputs"]), "torchscript")
 
 
-def export_onnx(wrapped: RawFeatureModel, document: dict[str, Any], path: Path) -> None:
+def export_onnx(wrapped: Predictor, document: dict[str, Any], path: Path) -> None:
     """Export with torch's torch.export-based exporter, dynamic batch, named inputs and outputs, metadata as JSON."""
     import onnx
 
@@ -228,7 +175,7 @@ def export_onnx(wrapped: RawFeatureModel, document: dict[str, Any], path: Path) 
             check_same(got, as_tuple(wrapped(batch)), output_names, "onnx")
 
 
-def export(ckpt_path: str, export_format: str, out: str | None = None) -> Path:
+def export(ckpt_path: str, export_format: str, out: str | None = None, trust_model: str | None = None) -> Path:
     """Export the checkpoint's model to ``out`` (default beside the checkpoint); return the path written.
 
     The file is written to a temporary name in the same folder, checked against the PyTorch
@@ -241,9 +188,8 @@ def export(ckpt_path: str, export_format: str, out: str | None = None) -> Path:
     path = output_path(ckpt_path, export_format, out)
     if export_format == "onnx":
         require_onnx()
-    model, info, scaling = load_predictor(ckpt_path)
-    wrapped = RawFeatureModel(model, scaling, info["kind"]).eval().requires_grad_(False)
-    document = metadata(info, model)
+    wrapped = load_predictor(ckpt_path, trust_model)
+    document = metadata(wrapped)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
@@ -267,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     with errors_as_one_line(PROG):
         arguments = parse_arguments(argv)
-        path = export(arguments["ckpt_path"], arguments["format"], arguments.get("out"))
+        path = export(arguments["ckpt_path"], arguments["format"], arguments.get("out"), arguments.get("trust_model"))
         print(f"{arguments['format']}: {path}")
 
 

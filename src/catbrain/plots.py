@@ -39,17 +39,21 @@ def _save(figure: Any, path: Path) -> Path:
 
 
 def _predict(task: Any, features: torch.Tensor) -> torch.Tensor:
-    task.eval()
+    """The predictor's output (target units) for raw ``features``; a quantile model's median."""
+    predictor = task.predictor.eval()
+    device = predictor.input_mean.device
     with torch.no_grad():
-        return task(features.to(task.device)).cpu()
+        output = predictor.output(features.to(device))
+        if predictor.head.target == "number":
+            output = predictor.outputs(features.to(device))[0]
+    return output.cpu()
 
 
 def _decide(task: Any, output: torch.Tensor) -> torch.Tensor | None:
-    if hasattr(task, "decide"):  # classification, ordinal
-        return task.decide(output)
-    if hasattr(task.model, "decide"):  # a thresholded score
-        return task.model.decide(output.to(task.device)).cpu()
-    return None
+    predictor = task.predictor
+    with torch.no_grad():
+        decision = predictor.decide(output.to(predictor.input_mean.device))
+    return decision.cpu() if decision is not None else None
 
 
 def _label(name: str, world: Any) -> str:

@@ -6,7 +6,8 @@
 ``input`` is JSON: one row ``[0.9, 0.8]``, a list of rows, or rows as objects keyed by feature
 name (``[{"hardness": 0.9, "sharpness": 0.8}]``). ``input_path`` is a CSV file whose
 header names the model's features (other columns are ignored); ``-`` reads standard input.
-Nothing here evaluates code from the input or the checkpoint.
+Nothing here evaluates code from the input or the checkpoint: the checkpoint builds one of
+catbrain's models (or the one ``trust_model`` names) from plain values, every tensor checked.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catbrain import _cli
-from catbrain._cli import UsageError, die_quietly_on_broken_pipe, errors_as_one_line, load_checkpoint
+from catbrain._cli import UsageError, die_quietly_on_broken_pipe, errors_as_one_line
 from catbrain.data.table import parse_number, read_columns
+
+if TYPE_CHECKING:
+    from catbrain.predictor import Predictor
 
 PROG = "catbrain-predict"
 ARGUMENTS = {
@@ -26,6 +30,7 @@ ARGUMENTS = {
     "input": "JSON rows, e.g. '[[0.9, 0.8], [0.1, 0.2]]'",
     "input_path": "a CSV file with a header naming the features ('-' for standard input)",
     "format": "text (default) or json",
+    "trust_model": "a model class of your own that the checkpoint may name, e.g. my_package.WideNet",
 }
 FORMATS = ("text", "json")
 
@@ -83,96 +88,20 @@ def rows_from_csv(path: str, feature_names: list[str]) -> list[list[float]]:
     return [list(row) for row in zip(*(columns[name] for name in feature_names))]
 
 
-def load_predictor(ckpt_path: str) -> tuple[Any, dict[str, Any], Any]:
-    """The plain model of a checkpoint with its input and output scaling, without Lightning."""
-    import torch
-    from hydra.utils import instantiate
+def load_predictor(ckpt_path: str, trust_model: str | None = None) -> Predictor:
+    """The checkpoint's predictor, every value in the file checked (see :mod:`catbrain.predictor.checkpoint`)."""
+    from catbrain.predictor import load_predictor as load
 
-    checkpoint = load_checkpoint(ckpt_path)
-    info = checkpoint["catbrain"]
-    model = instantiate(info["config"]["model"])
-    state = checkpoint["state_dict"]
-    model.load_state_dict(
-        {key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")}
-    )
-    model.eval()
-    n_features = len(info["feature_names"])
-    scaling = {
-        "input_mean": state.get("input_mean", torch.zeros(n_features)),
-        "input_std": state.get("input_std", torch.ones(n_features)),
-        "target_mean": state.get("target_mean", torch.zeros(())),
-        "target_std": state.get("target_std", torch.ones(())),
-    }
-    return model, info, scaling
+    return load(ckpt_path, trusted=(trust_model,) if trust_model else ())
 
 
-def predict(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: list[list[float]]) -> list[dict[str, Any]]:
-    """One result per row: ``prediction`` (a number or a class name); classifiers add each class's
-    ``probabilities``; thresholded models add the ``score`` and its ``margins``: the signed distance to
-    each threshold, named by the two classes it separates. A row with a feature outside the range seen in
-    training names those features in ``outside_training_range``: the model is guessing there."""
-    results = answers(model, info, scaling, rows)
-    ranges = info.get("feature_ranges") or {}
-    for row, result in zip(rows, results):
-        outside = [name for name, value in zip(info["feature_names"], row) if not _within(value, ranges.get(name))]
-        if outside:
-            result["outside_training_range"] = outside
-    return results
-
-
-def _within(value: float, bounds: list[float] | None) -> bool:
-    return bounds is None or bounds[0] <= value <= bounds[1]
-
-
-def answers(model: Any, info: dict[str, Any], scaling: dict[str, Any], rows: list[list[float]]) -> list[dict[str, Any]]:
-    """The model's answer for each row (see :func:`predict`)."""
-    import torch
-
-    features = torch.tensor(rows, dtype=torch.float32)
-    with torch.no_grad():
-        output = model((features - scaling["input_mean"]) / scaling["input_std"])
-        output = output * scaling["target_std"] + scaling["target_mean"]
-    kind, class_names = info["kind"], info.get("class_names")
-    if kind in ("threshold", "ordinal"):  # a thresholded score
-        decisions = model.decide(output)
-        thresholds = model.thresholds.tolist()
-        boundaries = [f"{lower}|{upper}" for lower, upper in zip(class_names, class_names[1:])]
-        return [
-            {
-                "prediction": class_names[int(d)],
-                "score": float(s),
-                # How far the score lies above (+) or below (-) each threshold between two classes.
-                "margins": {b: {"threshold": t, "distance": float(s) - t} for b, t in zip(boundaries, thresholds)},
-            }
-            for d, s in zip(decisions.tolist(), output.tolist())
-        ]
-    if kind == "classification":
-        probabilities = torch.softmax(output, dim=-1)
-        return [
-            {"prediction": class_names[int(row.argmax())], "probabilities": dict(zip(class_names, row.tolist()))}
-            for row in probabilities
-        ]
-    return [{"prediction": float(value)} for value in output.reshape(len(rows), -1)[:, 0].tolist()]
-
-
-def format_text(rows: list[list[float]], results: list[dict[str, Any]], feature_names: list[str]) -> str:
+def format_text(predictor: Predictor, rows: list[list[float]], answers: list[dict[str, Any]]) -> str:
+    """One line per row: its inputs, then the answer as the head words it."""
+    names = predictor.feature_names or []
     lines = []
-    for row, result in zip(rows, results):
-        inputs = ", ".join(f"{name}={value:g}" for name, value in zip(feature_names, row))
-        prediction = result["prediction"]
-        shown = f"{prediction:.4f}" if isinstance(prediction, float) else prediction
-        if "probabilities" in result:
-            shown += f"  (probability {result['probabilities'][prediction]:.3f})"
-        score = ""
-        if "score" in result:
-            margins = ", ".join(
-                f"{m['distance']:+.3f} from {m['threshold']:+g} ({boundary})"
-                for boundary, m in result["margins"].items()
-            )
-            score = f"  (score {result['score']:+.4f}: {margins})"
-        outside = result.get("outside_training_range")
-        warning = f"  [outside the training range: {', '.join(outside)}]" if outside else ""
-        lines.append(f"{inputs} -> {shown}{score}{warning}")
+    for row, answer in zip(rows, answers):
+        inputs = ", ".join(f"{name}={value:g}" for name, value in zip(names, row))
+        lines.append(f"{inputs} -> {predictor.describe(answer)}")
     return "\n".join(lines)
 
 
@@ -185,17 +114,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     with errors_as_one_line(PROG):
         arguments = parse_arguments(argv)
-        model, info, scaling = load_predictor(arguments["ckpt_path"])
-        feature_names = list(info["feature_names"])
+        predictor = load_predictor(arguments["ckpt_path"], arguments.get("trust_model"))
+        feature_names = list(predictor.feature_names)
         if "input" in arguments:
             rows = rows_from_json(arguments["input"], feature_names)
         else:
             rows = rows_from_csv(arguments["input_path"], feature_names)
-        results = predict(model, info, scaling, rows)
+        answers = predictor.predict(rows)
         if arguments["format"] == "json":
-            print(json.dumps(results))
+            print(json.dumps(answers))
         else:
-            print(format_text(rows, results, feature_names))
+            print(format_text(predictor, rows, answers))
 
 
 if __name__ == "__main__":

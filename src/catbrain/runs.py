@@ -121,7 +121,7 @@ def collect_metrics(trainer: Any, task: Any, datamodule: Any, closed_form_too: b
 def split_metrics(trainer: Any, task: Any, datamodule: Any, split: str) -> dict[str, float]:
     """The metrics of the last ``trainer.test`` on ``split``, its Bayes-optimal references, its confusion matrix."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{split}/")}
-    metrics.update(datamodule.reference_metrics(split))
+    metrics.update(datamodule.reference_metrics(split, getattr(task.head, "levels", None)))
     confusion = getattr(task, "test_confusion_matrix", None)
     if confusion is not None:
         for i, truth in enumerate(task.class_names):

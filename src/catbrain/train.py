@@ -28,10 +28,13 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     from hydra.utils import instantiate
 
     from catbrain import runs, tracking
-    from catbrain.callbacks import TrainingClock
+    from catbrain.callbacks import RunRecord, TrainingClock
+    from catbrain.predictor.checkpoint import stored_overrides
     from catbrain.validation import validate
 
     validate(cfg)
+    if cfg.ckpt_path:
+        prepare_resume(cfg, _cli.load_checkpoint(cfg.ckpt_path))
     runs.quiet_lightning()
     run_dir = Path(cfg.run_dir)
     for key in ("path", "train_path", "test_path"):  # so the run's config works from any directory
@@ -40,23 +43,17 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     if cfg.data.get("class_names", None) is None and getattr(datamodule, "class_names", None):
-        cfg.data.class_names = list(datamodule.class_names)  # found in the data: now the config says it too
+        # Found in the data (a CSV's labels): the model's and task's configs interpolate them.
+        cfg.data.class_names = list(datamodule.class_names)
     task = instantiate(cfg.task)
     resolved = runs.save_config(cfg, run_dir)
-    task.run_info = {
-        "config": resolved,
-        "overrides": [o for o in (overrides or []) if _cli.override_key(o) != "ckpt_path"],
-        "kind": task.kind,
-        "feature_names": list(datamodule.feature_names),
-        "target_name": datamodule.target_name,
-        "class_names": getattr(task, "class_names", None),
-    }
+    stored = stored_overrides(overrides or [])  # the run's own choices, never paths or hydra.*
     if cfg.ckpt_path:
         runs.keep_earlier_csv_logs(run_dir)
     trainer = runs.make_trainer(cfg)
     tracking.log_config(trainer, resolved)
     clock = TrainingClock()
-    trainer.callbacks.extend([clock, *callbacks])
+    trainer.callbacks.extend([clock, RunRecord(resolved, stored), *callbacks])
 
     started = time.perf_counter()
     try:
@@ -101,6 +98,37 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     return metrics
 
 
+def prepare_resume(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+    """A resume's pre-flight: the checkpoint's model is the one the config builds, its tensors are sound, and the
+    paths its callbacks remember (best checkpoints, which a later save may delete) lie in its own folder."""
+    from catbrain.predictor.checkpoint import CheckpointError, predictor_from, refusing
+
+    folder = Path(cfg.ckpt_path).resolve().parent
+    with refusing(cfg.ckpt_path):
+        predictor_from(checkpoint, trusted=(str(cfg.model.get("_target_")),))
+        for name, state in (checkpoint.get("callbacks") or {}).items():
+            for path in _remembered_paths(state):
+                if path and Path(path).resolve().parent != folder:
+                    raise CheckpointError(f"its callback {str(name)[:60]} remembers {path[:80]!r}, outside {folder}")
+    data = cfg.get("data") or {}
+    if data.get("_target_") == "catbrain.data.CsvDataModule" and not any(
+        data.get(key) for key in ("path", "train_path", "test_path")
+    ):
+        raise _cli.UsageError(
+            "resuming a run on your own data: give its files again (data.path=... or data.train_path=..., "
+            "as in the run's config.yaml); a checkpoint never names paths"
+        )
+
+
+def _remembered_paths(state: Any) -> list[str]:
+    """The file paths a callback's state holds (ModelCheckpoint's best and last checkpoints)."""
+    if not isinstance(state, dict):
+        return []
+    paths = [value for key, value in state.items() if str(key).endswith("_path") and isinstance(value, str)]
+    best = state.get("best_k_models")
+    return paths + ([str(key) for key in best] if isinstance(best, dict) else [])
+
+
 def _interrupted(trainer: Any, run_dir: Path) -> None:
     """Ctrl-C: say where training stopped and how to go on, and exit 130 (the shell's code for an interrupt)."""
     import sys
@@ -126,7 +154,7 @@ def _app(cfg: DictConfig) -> Any:
 
 
 def main() -> None:
-    _cli.launch(_app, "catbrain-train", "train")
+    _cli.launch(_app, "catbrain-train", "train", prepare=prepare_resume)
 
 
 if __name__ == "__main__":

@@ -119,8 +119,9 @@ def check_values(cfg: DictConfig) -> None:
             raise ConfigError(f"model.thresholds={thresholds}: must be strictly increasing")
 
     targets, task = _value(cfg, "data.targets"), _value(cfg, "task._target_")
-    if isinstance(targets, list) and targets and isinstance(task, str):
-        wants_classes = task.rsplit(".", 1)[-1] in ("ClassificationTask", "OrdinalTask")
+    head = getattr(_importable(task), "head_class", None) if isinstance(task, str) else None
+    if isinstance(targets, list) and targets and head is not None:
+        wants_classes = head.target == "class"  # what the task's head says it learns from
         if wants_classes != (targets[0] == "decision"):
             wanted = (
                 "class indices (data.targets=[decision])" if wants_classes else "numbers (e.g. data.targets=[score])"
@@ -139,6 +140,15 @@ def check_values(cfg: DictConfig) -> None:
     in_features, features = _value(cfg, "model.in_features"), _value(cfg, "data.features")
     if isinstance(in_features, int) and isinstance(features, list) and in_features != len(features):
         raise ConfigError(f"model.in_features={in_features}: must equal the {len(features)} data.features {features}")
+
+
+def _importable(target: str) -> Any:
+    from hydra.utils import get_object
+
+    try:
+        return get_object(target)
+    except Exception:
+        return None  # named by check_signatures in one line
 
 
 def _targets(node: Any, path: str = ""):

@@ -141,6 +141,6 @@ class CsvDataModule(InMemoryDataModule):
         """Real data has no known teacher."""
         return None
 
-    def reference_metrics(self, split: str = "test") -> dict[str, float]:
+    def reference_metrics(self, split: str = "test", levels: list[float] | None = None) -> dict[str, float]:
         """Real data has no known Bayes-optimal predictor."""
         return {}

@@ -113,10 +113,22 @@ class WorldDataModule(InMemoryDataModule):
         boundaries = getattr(self.world, "boundaries", None)
         return boundaries() if boundaries is not None else None
 
-    def reference_metrics(self, split: str = "test") -> dict[str, float]:
-        """What the Bayes-optimal predictor scores on ``split``, named like the tasks' own metrics."""
+    def reference_metrics(self, split: str = "test", levels: list[float] | None = None) -> dict[str, float]:
+        """What the Bayes-optimal predictor scores on ``split``, named like the tasks' own metrics.
+
+        With quantile ``levels``, also the pinball loss and coverage of the Bayes-optimal quantiles.
+        """
         data = self.splits[split]
         references: dict[str, float] = {}
+        offsets = self.world.noise_quantiles(levels) if levels else None
+        if offsets is not None and data[self.targets[0]].is_floating_point():
+            truth, best = data[self.targets[0]], data[f"bayes_{self.targets[0]}"]
+            quantiles = best.unsqueeze(-1) + offsets.to(best.device)
+            error = truth.unsqueeze(-1) - quantiles
+            tau = torch.tensor(levels, device=best.device)
+            references[f"{split}/bayes_pinball_loss"] = torch.maximum(tau * error, (tau - 1) * error).mean().item()
+            for level, below in zip(levels, (error <= 0).float().mean(0).tolist()):
+                references[f"{split}/bayes_coverage/{level:g}"] = below
         for position, target in enumerate(self.targets):
             truth, best = data[target], data[f"bayes_{target}"]
             prefix = f"{split}/bayes_" if position == 0 else f"{split}/bayes_{target}_"

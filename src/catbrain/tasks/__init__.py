@@ -3,7 +3,16 @@
 from catbrain.tasks.base import DivergenceError, Task
 from catbrain.tasks.classification import ClassificationTask
 from catbrain.tasks.ordinal import OrdinalTask
+from catbrain.tasks.quantile import QuantileTask
 from catbrain.tasks.regression import RegressionTask
 from catbrain.tasks.threshold import ThresholdTask
 
-__all__ = ["ClassificationTask", "DivergenceError", "OrdinalTask", "RegressionTask", "Task", "ThresholdTask"]
+__all__ = [
+    "ClassificationTask",
+    "DivergenceError",
+    "OrdinalTask",
+    "QuantileTask",
+    "RegressionTask",
+    "Task",
+    "ThresholdTask",
+]

@@ -12,6 +12,9 @@ from torch import nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
+from catbrain.predictor import Head, Predictor
+from catbrain.predictor.checkpoint import SCALING
+
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
 STAGES = ("train", "val", "test")
@@ -37,7 +40,7 @@ class Task(pl.LightningModule):
     schedulers, ``max_steps`` and the divergence check behave as with ``K = 1``.
     """
 
-    kind = "task"
+    head_class: type[Head]  # what the model's output means; its ``target`` says what the task learns from
     test_name = "test"  # what test metrics are called: "shift" while testing on the shifted split
 
     def __init__(
@@ -55,21 +58,35 @@ class Task(pl.LightningModule):
         self._last_logged_step: int | None = None
         self._direct_steps = False
         self._scaling_is_identity = False
-        self.model = model
+        self.predictor = Predictor(model, self.make_head(model))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        in_features = model.in_features
-        self.register_buffer("input_mean", torch.zeros(in_features))
-        self.register_buffer("input_std", torch.ones(in_features))
-        self.register_buffer("target_mean", torch.zeros(()))
-        self.register_buffer("target_std", torch.ones(()))
         # Keyed "train_" etc.: nn.Module already has an attribute called "train".
         self.losses = nn.ModuleDict({f"{stage}_": MeanMetric() for stage in STAGES})
         self.metrics = nn.ModuleDict({f"{stage}_": self.make_metrics().clone(prefix=f"{stage}/") for stage in STAGES})
-        self.run_info: dict[str, Any] = {}
         self.history: list[dict[str, float]] = []  # epoch metrics of train and val, for the learning curves
 
+    @property
+    def model(self) -> nn.Module:
+        return self.predictor.model
+
+    @property
+    def head(self) -> Head:
+        return self.predictor.head
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.predictor.class_names
+
+    def decide(self, output: torch.Tensor) -> torch.Tensor | None:
+        """A class index per output row (from :meth:`forward`), or ``None`` for a task that predicts numbers."""
+        return self.predictor.decide(output)
+
     # What a concrete task defines -------------------------------------------------------------
+    def make_head(self, model: nn.Module) -> Head:
+        """What the model's output means (a number, a class, ...): see :mod:`catbrain.predictor.heads`."""
+        raise NotImplementedError
+
     def make_metrics(self) -> MetricCollection:
         raise NotImplementedError
 
@@ -81,24 +98,26 @@ class Task(pl.LightningModule):
 
     # Shared machinery ------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        """Take the data's scaling, feature names and ranges (where predictions say a row leaves the training data)."""
         if stage != "fit":
             return
         datamodule = getattr(self.trainer, "datamodule", None)
-        for name in ("input_mean", "input_std", "target_mean", "target_std"):
-            value = getattr(datamodule, name, None)
-            if value is not None:
-                getattr(self, name).copy_(value)
+        if datamodule is None:
+            return
+        self.predictor.set_scaling(**{name: getattr(datamodule, name, None) for name in SCALING})
+        self.predictor.feature_names = list(datamodule.feature_names)
+        self.predictor.target_name = datamodule.target_name
         train = getattr(datamodule, "splits", {}).get("train")
-        if train is not None and self.run_info:  # where the training inputs lay: predictions say when a row leaves it
+        if train is not None:
             low, high = train["features"].min(0).values.tolist(), train["features"].max(0).values.tolist()
-            names = self.run_info.get("feature_names") or [str(i) for i in range(len(low))]
-            self.run_info["feature_ranges"] = {name: [lo, hi] for name, lo, hi in zip(names, low, high)}
+            names = self.predictor.feature_names
+            self.predictor.feature_ranges = {name: [lo, hi] for name, lo, hi in zip(names, low, high)}
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """The model's output in the target's units (the scaling skipped while training when it is the identity)."""
         if self.training and self._scaling_is_identity:  # fixed for the whole fit: see on_train_start
             return self.model(features)
-        output = self.model((features - self.input_mean) / self.input_std)
-        return output * self.target_std + self.target_mean
+        return self.predictor.output(features)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Batches from catbrain's loaders already live on the device: skip Lightning's walk through them."""
@@ -190,17 +209,12 @@ class Task(pl.LightningModule):
     def on_train_start(self) -> None:
         rule = self.linear_rule()
         if not self.history and rule is not None:  # where the weights start: the first point of their path
-            names = self.run_info.get("feature_names") or [str(i) for i in range(len(rule[0]))]
+            names = self._feature_names(len(rule[0]))
             weights = {f"weight/{name}": float(w) for name, w in zip(names, rule[0])}
             self.history.append({"epoch": -1, "step": 0, **weights, "bias": rule[1]})
         self._direct_steps = self._can_step_directly()
         # The scaling buffers do not change while training: skip the four no-op operations if they are one.
-        self._scaling_is_identity = bool(
-            (self.input_mean == 0).all()
-            and (self.input_std == 1).all()
-            and self.target_mean == 0
-            and self.target_std == 1
-        )
+        self._scaling_is_identity = self.predictor.scaling_is_identity()
 
     def on_train_end(self) -> None:
         self._scaling_is_identity = False
@@ -256,7 +270,7 @@ class Task(pl.LightningModule):
             entry |= {key: float(value) for key, value in values.items()}
             rule = self.linear_rule() if stage == "val" else None
             if rule is not None:  # where the weights are after each epoch, for the picture of their path
-                names = self.run_info.get("feature_names") or [str(i) for i in range(len(rule[0]))]
+                names = self._feature_names(len(rule[0]))
                 entry |= {f"weight/{name}": float(w) for name, w in zip(names, rule[0])} | {"bias": rule[1]}
             self.history.append(entry)
         loss = values.pop(f"{name}/loss")
@@ -285,22 +299,36 @@ class Task(pl.LightningModule):
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
 
+    def _feature_names(self, n: int) -> list[str]:
+        return self.predictor.feature_names or [str(i) for i in range(n)]
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["catbrain"] = self.run_info
+        """What the predictor is, as plain values: ``catbrain.predictor.checkpoint`` reads it back."""
+        predictor = self.predictor
+        checkpoint.setdefault("catbrain", {}).update(
+            {
+                "kind": predictor.head.kind,
+                "head": predictor.head.arguments(),
+                "feature_names": predictor.feature_names,
+                "target_name": predictor.target_name,
+                "class_names": predictor.class_names,
+                "feature_ranges": predictor.feature_ranges,
+            }
+        )
         checkpoint["catbrain_history"] = list(self.history)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("catbrain_history", []))  # a resumed run's curves start at the beginning
+        state = checkpoint.get("state_dict", {})
+        if state and not any(key.startswith("predictor.") for key in state):  # written before the predictor existed
+            checkpoint["state_dict"] = {
+                (f"predictor.{key}" if key.startswith("model.") or key in SCALING else key): value
+                for key, value in state.items()
+            }
 
     def raw_linear(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``W (outputs, features)``, ``b (outputs,)`` of a linear model in raw feature and target units, or None."""
-        weight, bias = getattr(self.model, "weight", None), getattr(self.model, "bias", None)
-        if weight is None or bias is None or weight.shape[-1] != self.input_mean.numel():
-            return None
-        weight, bias = weight.detach().cpu().reshape(-1, self.input_mean.numel()), bias.detach().cpu().reshape(-1)
-        mean, std = self.input_mean.cpu(), self.input_std.cpu()
-        scale, shift = float(self.target_std), float(self.target_mean)
-        return scale * weight / std, scale * (bias - (weight / std) @ mean) + shift
+        return self.predictor.raw_linear()
 
     def linear_rule(self) -> tuple[torch.Tensor, float] | None:
         """Weights and bias of a single-output linear model in raw feature units, else ``None``."""

@@ -10,13 +10,14 @@ from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from catbrain.predictor import Head, SoftmaxHead
 from catbrain.tasks.base import OptimizerFactory, SchedulerFactory, Task
 
 
 class ClassificationTask(Task):
     """Cross-entropy loss; ``acc`` and ``f1_macro`` per epoch, and the confusion matrix at test."""
 
-    kind = "classification"
+    head_class = SoftmaxHead
 
     def __init__(
         self,
@@ -26,23 +27,13 @@ class ClassificationTask(Task):
         scheduler: SchedulerFactory | None = None,
         steps_per_call: int = 1,
     ) -> None:
-        self.class_names = list(class_names)
-        self.check_model(model)
+        self.requested_class_names = list(class_names or [])
         super().__init__(model, optimizer, scheduler, steps_per_call)
         self.confusion = MulticlassConfusionMatrix(len(self.class_names))
         self.test_confusion_matrix: torch.Tensor | None = None
 
-    def check_model(self, model: nn.Module) -> None:
-        out_features = getattr(model, "out_features", None)
-        if out_features != len(self.class_names):
-            raise ValueError(
-                f"model.out_features={out_features} must equal the number of classes "
-                f"{len(self.class_names)} ({self.class_names})"
-            )
-
-    def decide(self, output: torch.Tensor) -> torch.Tensor:
-        """Class index for each output row: the largest logit."""
-        return output.argmax(-1)
+    def make_head(self, model: nn.Module) -> Head:
+        return SoftmaxHead(self.requested_class_names)
 
     def make_metrics(self) -> MetricCollection:
         n = len(self.class_names)

@@ -17,16 +17,15 @@ import torch
 from torch import nn
 
 from catbrain.models import ThresholdedLinear
+from catbrain.predictor import Head, OrdinalHead
 from catbrain.tasks.base import OptimizerFactory, SchedulerFactory
 from catbrain.tasks.classification import ClassificationTask
-
-LINKS = ("logit", "probit")
 
 
 class OrdinalTask(ClassificationTask):
     """Trains a :class:`ThresholdedLinear` with learned thresholds on class indices; decides by the thresholds."""
 
-    kind = "ordinal"
+    head_class = OrdinalHead
 
     def __init__(
         self,
@@ -36,27 +35,20 @@ class OrdinalTask(ClassificationTask):
         link: str = "probit",
         steps_per_call: int = 1,
     ) -> None:
-        if link not in LINKS:
-            raise ValueError(f"task.link={link!r} is not one of {list(LINKS)}")
-        self.link = link
-        super().__init__(model, optimizer, getattr(model, "class_names", []), scheduler, steps_per_call)
-
-    def check_model(self, model: nn.Module) -> None:
         if not isinstance(model, ThresholdedLinear) or not model.learn_thresholds:
             raise ValueError(
                 "the ordinal task needs a ThresholdedLinear model with learn_thresholds=true "
                 f"(model=thresholded_linear model.learn_thresholds=true), got {type(model).__name__}"
             )
+        self.link = link
+        super().__init__(model, optimizer, model.class_names, scheduler, steps_per_call)
 
-    def decide(self, output: torch.Tensor) -> torch.Tensor:
-        return self.model.decide(output)
+    def make_head(self, model: nn.Module) -> Head:
+        return OrdinalHead(model.class_names, self.link)
 
     def class_probabilities(self, score: torch.Tensor) -> torch.Tensor:
         """``(n, K)`` probability of each class given the score."""
-        gaps = self.model.thresholds - score.unsqueeze(-1)
-        at_most = torch.sigmoid(gaps) if self.link == "logit" else torch.special.ndtr(gaps)
-        ones = torch.ones_like(score).unsqueeze(-1)
-        return torch.cat([at_most, ones], dim=-1) - torch.cat([torch.zeros_like(ones), at_most], dim=-1)
+        return self.head.class_probabilities(score, self.model.thresholds)
 
     def loss(self, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if batch[1].is_floating_point():

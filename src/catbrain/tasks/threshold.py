@@ -9,6 +9,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 from torchmetrics.classification import MulticlassAccuracy
 
 from catbrain.models import ThresholdedLinear
+from catbrain.predictor import Head, ThresholdHead
 from catbrain.tasks.base import OptimizerFactory, SchedulerFactory, Task
 
 
@@ -20,7 +21,7 @@ class ThresholdTask(Task):
     observed decision (or, without one, with the thresholded target score).
     """
 
-    kind = "threshold"
+    head_class = ThresholdHead
 
     def __init__(
         self,
@@ -37,7 +38,9 @@ class ThresholdTask(Task):
                 "the threshold task fits the score to threat scores with fixed thresholds"
             )
         super().__init__(model, optimizer, scheduler, steps_per_call)
-        self.class_names = model.class_names
+
+    def make_head(self, model: nn.Module) -> Head:
+        return ThresholdHead(model.class_names)
 
     def make_metrics(self) -> MetricCollection:
         n_classes = len(self.model.class_names)
@@ -54,16 +57,15 @@ class ThresholdTask(Task):
     def loss(self, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if not batch[1].is_floating_point():
             raise TypeError(
-                f"the {self.kind} task needs numbers as targets, got class indices: "
+                f"the {self.head.kind} task needs numbers as targets, got class indices: "
                 "use a numeric target (data.targets=[score] on the cat world)"
             )
         return F.mse_loss(output, batch[1])
 
     def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
-        model: nn.Module = self.model
-        decision = batch[2] if len(batch) > 2 else model.decide(batch[1])
+        decision = batch[2] if len(batch) > 2 else self.decide(batch[1])
         for name, metric in metrics.items(keep_base=True):
             if name.endswith("decision_acc"):
-                metric.update(model.decide(output), decision)
+                metric.update(self.decide(output), decision)
             else:
                 metric.update(output, batch[1])

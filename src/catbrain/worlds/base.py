@@ -1,4 +1,4 @@
-"""What every world shares: its constructor arguments, and a copy of itself with some of them changed."""
+"""The World contract: what every synthetic world offers, and a copy of itself with some arguments changed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,27 @@ import torch
 
 
 class World:
-    """A synthetic world; subclasses keep each constructor argument as an attribute of the same name."""
+    """A synthetic world that knows its own ground truth.
+
+    A world subclass provides:
+
+    - ``feature_names``: the names of the feature columns, in order;
+    - ``sample(n, generator, truth=True)``: a dict with ``features`` ``(n, len(feature_names))`` float32, one
+      entry per target (numbers as float32 ``(n,)``, classes as int64 indices), and with ``truth`` the
+      Bayes-optimal prediction of each target as ``bayes_<target>``;
+    - each constructor argument kept as an attribute of the same name (so :meth:`shifted` can rebuild it);
+    - ``noise_std``, if its numeric targets are the Bayes-optimal ones plus Gaussian noise of that deviation
+      (then :meth:`noise_quantiles` gives the Bayes-optimal quantiles).
+
+    Optional: ``teacher()`` (weights and bias of a linear ground truth), ``boundaries()``, ``units``.
+    """
+
+    feature_names: tuple[str, ...]
+
+    def noise_quantiles(self, levels: list[float]) -> torch.Tensor | None:
+        """The ``levels``-quantiles of the target noise (Gaussian, ``noise_std``), or ``None`` if not known."""
+        std = getattr(self, "noise_std", None)
+        return None if std is None else std * torch.special.ndtri(torch.tensor(levels, dtype=torch.float64)).float()
 
     def arguments(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this world, as plain numbers and lists."""

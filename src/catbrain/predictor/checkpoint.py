@@ -1,0 +1,312 @@
+"""A checkpoint is data: read it, check every value in it, and build a predictor only from known classes.
+
+``torch.load(weights_only=True)`` makes the tensors safe, not the rest: a checkpoint also names
+its model and that model's arguments. Here a model is built only from catbrain's own classes, or
+from one the user's own command names (``trusted``), never from a class the file names alone, and
+only with plain values as arguments (no ``_target_`` or other object spec anywhere). The tensors
+must have the shapes and dtypes the model expects, be finite, scale by positive deviations and keep
+thresholds in order: a tampered file is one line, never a silent NaN answer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from catbrain.predictor.heads import HEADS, ClassHead, Head
+from catbrain.predictor.predictor import Predictor
+
+# What a run's stored overrides may set when replayed by eval or a resume: its own data, model and task
+# choices and the training settings; never hydra.*, never a key that names a path, never an object spec.
+REPLAYED_ROOTS = ("experiment", "data", "model", "task", "optimizer", "scheduler", "trainer", "callbacks", "logger")
+REPLAYED_VALUES = ("seed", "name", "plots")
+PATH_WORDS = ("path", "dir", "file", "uri", "url", "root", "save")
+OBJECT_SPECS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_", "${")
+KNOWN_MODELS = ("catbrain.models.Linear", "catbrain.models.MLP", "catbrain.models.ThresholdedLinear")
+SCALING = ("input_mean", "input_std", "target_mean", "target_std")
+MAX_NAME = 200
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as it is; the message says which file and why, in one line."""
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint's contents: tensors and plain containers only (``weights_only=True``)."""
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"ckpt_path={str(path)!r} does not exist or is not a file")
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:
+        text = " ".join(str(error).split())
+        if "Unsupported global" in text:  # a pickle naming code to run: not merely unreadable
+            reason = text.split("Please file an issue")[0].split("WeightsUnpickler error:")[-1].strip()[:200]
+            raise CheckpointError(
+                f"ckpt_path={str(path)!r} was refused: it holds more than weights ({reason})"
+            ) from None
+        detail = type(error).__name__
+        if text and "Weights only load failed" not in text:  # torch's advice there would be about unsafe loading
+            detail += ": " + text[:160]
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is not a readable checkpoint (corrupt, truncated or not a torch file: {detail})"
+        ) from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("catbrain"), dict):
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not a catbrain checkpoint (no 'catbrain' entry)")
+    if not isinstance(checkpoint.get("state_dict"), dict):
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not a catbrain checkpoint (no 'state_dict' entry)")
+    return checkpoint
+
+
+def replayable(override: str) -> bool:
+    """Whether a stored ``key=value`` override may be replayed (see ``REPLAYED_ROOTS``)."""
+    key, separator, value = override.partition("=")
+    deletion = key.startswith("~")
+    key = key.lstrip("+~")
+    if (
+        not (separator or deletion)
+        or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key)
+        or any(spec in value for spec in OBJECT_SPECS)
+    ):
+        return False
+    parts = key.split(".")
+    if parts[0] in REPLAYED_VALUES:
+        return len(parts) == 1
+    if parts[0] not in REPLAYED_ROOTS or any(part.startswith("_") for part in parts):
+        return False
+    if len(parts) == 1:  # a group's option (or options): names, not paths
+        return re.fullmatch(r"\[?[A-Za-z0-9_\-, ]*\]?", value) is not None
+    return parts[0] != "logger" and not any(word in part.lower() for part in parts[1:] for word in PATH_WORDS)
+
+
+def stored_overrides(overrides: list[str]) -> list[str]:
+    """What a run stores of its command line: the replayable overrides, less any that configure an object whose
+    other overrides cannot be replayed (``+callbacks.x._target_=...`` takes ``+callbacks.x.step=3`` with it)."""
+    dropped = [o.partition("=")[0].lstrip("+~").rpartition(".")[0] for o in overrides if not replayable(o)]
+    parents = tuple(f"{parent}." for parent in dropped if parent)
+    return [o for o in overrides if replayable(o) and not o.partition("=")[0].lstrip("+~").startswith(parents)]
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` if it is made of numbers, strings, booleans, None, lists and string-keyed dicts; no object specs."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str) or key.startswith("_"):
+                raise CheckpointError(f"{where} holds the key {key!r}: a checkpoint may hold values, not object specs")
+        return {key: _plain(item, f"{where}.{key}") for key, item in value.items()}
+    raise CheckpointError(f"{where} holds a {type(value).__name__}: a checkpoint may hold plain values only")
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME or not value.isprintable() or "${" in value:
+        raise CheckpointError(f"{where}={str(value)[:60]!r} is not a name (printable text of 1-{MAX_NAME} characters)")
+    return value
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise CheckpointError(f"{where} must be a list of names, got {type(value).__name__}")
+    names = [_name(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"{where}={names} repeats a name")
+    return names
+
+
+def describe(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's description, checked: kind, model class and arguments, head arguments, columns.
+
+    Older checkpoints (without ``model`` and ``head`` entries) are described from their stored config.
+    """
+    info = checkpoint["catbrain"]
+    kind = info.get("kind")
+    if kind not in HEADS:
+        raise CheckpointError(f"kind={str(kind)[:40]!r} is not one of {sorted(HEADS)}")
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    model = info.get("model")
+    if model is None:  # written before checkpoints named their model and head themselves
+        stored = config.get("model") if isinstance(config.get("model"), dict) else {}
+        model = {"class": stored.get("_target_"), "arguments": {k: v for k, v in stored.items() if k != "_target_"}}
+    if not isinstance(model, dict) or not isinstance(model.get("class"), str):
+        raise CheckpointError("the checkpoint names no model class")
+    head = info.get("head")
+    if head is None:
+        head = {"class_names": info.get("class_names")} if issubclass(HEADS[kind], ClassHead) else {}
+        if kind == "ordinal":
+            head["link"] = (config.get("task") or {}).get("link", "probit")
+    target_name = info.get("target_name")
+    ranges = info.get("feature_ranges") or {}
+    description = {
+        "kind": kind,
+        "model_class": _name(model["class"], "model class"),
+        "model_arguments": _plain(model.get("arguments", {}), "model arguments"),
+        "head_arguments": _plain(head, "head arguments"),
+        "feature_names": _names(info.get("feature_names"), "feature_names"),
+        "target_name": None if target_name is None else _name(target_name, "target_name"),
+        "feature_ranges": _plain(ranges, "feature_ranges"),
+        "overrides": _overrides(info.get("overrides", []), info.get("format", 1)),
+    }
+    for name, bounds in description["feature_ranges"].items():
+        if name not in description["feature_names"] or not _is_range(bounds):
+            raise CheckpointError(f"feature_ranges[{name[:40]!r}]={str(bounds)[:60]}: must be [low, high] of a feature")
+    if not isinstance(description["model_arguments"], dict) or not isinstance(description["head_arguments"], dict):
+        raise CheckpointError("the checkpoint's model and head arguments must be mappings")
+    return description
+
+
+def _overrides(overrides: Any, written_as: Any) -> list[str]:
+    """The replayable overrides; a checkpoint that stores any other was not written by catbrain and is refused
+    (files from before overrides were filtered when saved keep their replayable ones)."""
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise CheckpointError("the stored overrides must be a list of key=value texts")
+    refused = [o for o in overrides if not replayable(o)]
+    if refused and written_as != 1:
+        raise CheckpointError(
+            f"it stores the override {refused[0][:80]!r}; a run stores only its data, model, task and training "
+            "choices (no hydra.*, no paths, no object specs)"
+        )
+    return [o for o in overrides if replayable(o)]
+
+
+def _is_range(bounds: Any) -> bool:
+    return (
+        isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+        and bounds[0] <= bounds[1]
+    )
+
+
+def model_class(name: str, trusted: tuple[str, ...] = ()) -> type[nn.Module]:
+    """The class ``name``: one of catbrain's models, or one the user's command named (``trusted``)."""
+    if name not in KNOWN_MODELS and name not in trusted:
+        known = ", ".join(n.rsplit(".", 1)[-1] for n in KNOWN_MODELS)
+        raise CheckpointError(
+            f"the checkpoint's model class {name[:80]!r} is not one of catbrain's models ({known}); a model of your "
+            "own loads only when your command names it (predict and export: trust_model=<class>; train and eval: "
+            "its model config on hydra.searchpath)"
+        )
+    module_name, _, attribute = name.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise CheckpointError(f"the model class {name!r} cannot be imported ({error})") from None
+    if not (isinstance(found, type) and issubclass(found, nn.Module)):
+        raise CheckpointError(f"the model class {name!r} is not an nn.Module class")
+    return found
+
+
+def build_model(name: str, arguments: dict[str, Any], trusted: tuple[str, ...] = ()) -> nn.Module:
+    """The model ``name(**arguments)``, after its arguments bind to the signature; built on the meta device first
+    so that arguments asking for absurd sizes cost nothing before they are compared with the stored tensors."""
+    cls = model_class(name, trusted)
+    try:
+        inspect.signature(cls).bind(**arguments)
+    except TypeError as error:
+        raise CheckpointError(f"the checkpoint's arguments for {name} do not fit it ({error})") from None
+    try:
+        with torch.device("meta"):
+            return cls(**arguments)
+    except Exception as error:
+        raise CheckpointError(
+            f"the checkpoint's model {name} cannot be built ({type(error).__name__}: {error})"
+        ) from None
+
+
+def build_head(kind: str, arguments: dict[str, Any]) -> Head:
+    try:
+        return HEADS[kind](**arguments)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"the checkpoint's {kind} head cannot be built ({error})") from None
+
+
+def predictor_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The predictor's tensors out of a task's state dict (``predictor.*``; older files: ``model.*`` and scaling)."""
+    if any(isinstance(key, str) and key.startswith("predictor.") for key in state):
+        return {key.removeprefix("predictor."): value for key, value in state.items() if key.startswith("predictor.")}
+    return {key: value for key, value in state.items() if key.startswith("model.") or key in SCALING}
+
+
+def check_state(expected: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """The stored tensors are the ones the predictor has, in shape and kind of dtype, and finite."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"the stored weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    for key, want in expected.items():
+        got = state[key]
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(want.shape):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise CheckpointError(f"the stored {key} has shape {shape}; the model needs {tuple(want.shape)}")
+        if want.is_floating_point() != got.is_floating_point() or (
+            not want.is_floating_point() and got.dtype != want.dtype
+        ):
+            raise CheckpointError(f"the stored {key} is {got.dtype}; the model needs {want.dtype}")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise CheckpointError(f"the stored {key} holds NaN or infinite values")
+    for key in ("input_std", "target_std"):
+        if not bool((state[key] > 0).all()):
+            raise CheckpointError(f"the stored {key} must be positive: it divides or scales every prediction")
+
+
+def load_predictor(path: str | os.PathLike, trusted: tuple[str, ...] = ()) -> Predictor:
+    """The checkpoint's predictor on the CPU in eval mode, every value in the file checked first."""
+    checkpoint = read_checkpoint(path)
+    with refusing(path):
+        return predictor_from(checkpoint, trusted)
+
+
+@contextmanager
+def refusing(path: str | os.PathLike) -> Iterator[None]:
+    """Name the file in a :class:`CheckpointError` raised inside."""
+    try:
+        yield
+    except CheckpointError as error:
+        if str(error).startswith("ckpt_path="):
+            raise
+        raise CheckpointError(f"ckpt_path={str(path)!r} was refused: {error}") from None
+
+
+def predictor_from(checkpoint: dict[str, Any], trusted: tuple[str, ...] = ()) -> Predictor:
+    description = describe(checkpoint)
+    head = build_head(description["kind"], description["head_arguments"])
+    blueprint = build_model(description["model_class"], description["model_arguments"], trusted)
+    if getattr(blueprint, "in_features", None) != len(description["feature_names"]):
+        raise CheckpointError(
+            f"the model takes {getattr(blueprint, 'in_features', None)!r} features; "
+            f"the checkpoint names {len(description['feature_names'])}"
+        )
+    state = predictor_state(checkpoint["state_dict"])
+    expected = {f"model.{key}": value for key, value in blueprint.state_dict().items()}
+    expected.update({name: torch.empty(()) for name in ("target_mean", "target_std")})
+    expected.update({name: torch.empty(blueprint.in_features) for name in ("input_mean", "input_std")})
+    check_state(expected, state)
+    model = model_class(description["model_class"], trusted)(**description["model_arguments"])
+    try:
+        predictor = Predictor(
+            model, head, description["feature_names"], description["target_name"], description["feature_ranges"]
+        )
+        predictor.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
+    except (ValueError, RuntimeError) as error:
+        raise CheckpointError(" ".join(str(error).split())[:300]) from None
+    thresholds = getattr(model, "thresholds", None)
+    if thresholds is not None and not bool((thresholds.diff() > 0).all()):
+        raise CheckpointError(f"the stored thresholds {thresholds.tolist()} are not strictly increasing")
+    if thresholds is not None and not bool(torch.isfinite(thresholds).all()):
+        raise CheckpointError("the stored thresholds hold NaN or infinite values")
+    return predictor.eval().requires_grad_(False)

@@ -1,0 +1,137 @@
+"""A trained model as one plain-torch object: raw features in, answers out.
+
+The predictor holds the model, the standardisation fitted on the training split (features in,
+target out) and the head that says what the output means. The task trains it, and predict,
+eval, export and the pictures use it, so the scaling arithmetic and the meaning of an output
+live here once. No Lightning: loading a predictor is quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from catbrain.predictor.heads import Head
+
+
+class Predictor(nn.Module):
+    """``model`` between the input scaling and the target unscaling, read by ``head``.
+
+    ``output(x)`` is the model's output in the target's units (what the task's loss sees);
+    ``outputs(x)`` the head's tensors (what an exported file gives); ``predict(rows)`` the answers.
+    ``feature_names``, ``target_name`` and ``feature_ranges`` describe the data it was trained on.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        head: Head,
+        feature_names: Sequence[str] | None = None,
+        target_name: str | None = None,
+        feature_ranges: dict[str, list[float]] | None = None,
+    ) -> None:
+        super().__init__()
+        in_features = getattr(model, "in_features", None)
+        if not isinstance(in_features, int) or in_features < 1:
+            raise ValueError(f"a model needs an in_features attribute (a positive integer), got {in_features!r}")
+        head.check_model(model)
+        self.model = model
+        self.head = head
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        self.target_name = target_name
+        self.feature_ranges = dict(feature_ranges or {})
+        self.register_buffer("input_mean", torch.zeros(in_features))
+        self.register_buffer("input_std", torch.ones(in_features))
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_std", torch.ones(()))
+
+    @property
+    def in_features(self) -> int:
+        return self.model.in_features
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.head.class_names
+
+    def set_scaling(self, **values: torch.Tensor | None) -> None:
+        """Copy the fitted ``input_mean``, ``input_std``, ``target_mean``, ``target_std`` (``None``: keep)."""
+        for name, value in values.items():
+            if value is not None:
+                getattr(self, name).copy_(value)
+
+    def scaling_is_identity(self) -> bool:
+        return bool(
+            (self.input_mean == 0).all()
+            and (self.input_std == 1).all()
+            and self.target_mean == 0
+            and self.target_std == 1
+        )
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        """The model's output for raw ``features``, in the target's own units."""
+        output = self.model((features - self.input_mean) / self.input_std)
+        return output * self.target_std + self.target_mean
+
+    def decide(self, output: torch.Tensor) -> torch.Tensor | None:
+        """A class index per row of ``output`` (from :meth:`output`), or ``None`` for a number."""
+        return self.head.decide(output, self.model)
+
+    def outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The head's outputs (named by ``head.outputs()``) for raw ``features``."""
+        return self.head(self.output(features), self.model)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The exported graph: :meth:`outputs`, a lone tensor when there is one output."""
+        outputs = self.outputs(features)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def predict(self, rows: Sequence[Sequence[float]] | torch.Tensor) -> list[dict[str, Any]]:
+        """One answer per row: ``prediction`` (a number or a class name) and what the head adds.
+
+        A row with a feature outside the range seen in training names those features in
+        ``outside_training_range``: the model is guessing there.
+        """
+        features = torch.as_tensor(rows, dtype=torch.float32).reshape(-1, self.in_features)
+        with torch.no_grad():
+            answers = self.head.answers(self.outputs(features.to(self.input_mean.device)), self.model)
+        names = self.feature_names or [str(i) for i in range(self.in_features)]
+        for row, answer in zip(features.tolist(), answers):
+            outside = [name for name, value in zip(names, row) if not _within(value, self.feature_ranges.get(name))]
+            if outside:
+                answer["outside_training_range"] = outside
+        return answers
+
+    def describe(self, answer: dict[str, Any]) -> str:
+        """An answer as a person reads it."""
+        text = self.head.text(answer, self.target_name)
+        outside = answer.get("outside_training_range")
+        return text + (f"  [outside the training range: {', '.join(outside)}]" if outside else "")
+
+    def metadata(self) -> dict[str, Any]:
+        """What a consumer needs to feed the model and read its outputs."""
+        return {
+            "kind": self.head.kind,
+            "feature_names": self.feature_names,
+            "target_name": self.target_name,
+            **self.head.metadata(self.model),
+            "feature_ranges": self.feature_ranges or None,  # [min, max] of each feature in training
+            "outputs": self.head.outputs(),
+        }
+
+    def raw_linear(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``W (outputs, features)``, ``b (outputs,)`` of a linear model in raw feature and target units, or None."""
+        weight, bias = getattr(self.model, "weight", None), getattr(self.model, "bias", None)
+        n = self.input_mean.numel()
+        if weight is None or bias is None or weight.shape[-1] != n:
+            return None
+        weight, bias = weight.detach().cpu().reshape(-1, n), bias.detach().cpu().reshape(-1)
+        mean, std = self.input_mean.cpu(), self.input_std.cpu()
+        scale, shift = float(self.target_std), float(self.target_mean)
+        return scale * weight / std, scale * (bias - (weight / std) @ mean) + shift
+
+
+def _within(value: float, bounds: list[float] | None) -> bool:
+    return bounds is None or bounds[0] <= value <= bounds[1]
