@@ -139,13 +139,14 @@ def compose(config_name: str, overrides: list[str]) -> Any:
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     """Each job's overrides of a ``-m`` sweep (``a=1,2 b=x,y``: four jobs), as Hydra's basic sweeper makes them;
     none when another sweeper is chosen, whose sweep syntax is its own."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from catbrain.compat.hydra import sweep_jobs as split
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     if any(o.key_or_group == "hydra/sweeper" for o in parsed):
         return []
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return split(parsed)
 
 
 def unknown_key_message(config_name: str, overrides: list[str], error: Exception) -> str:
@@ -207,11 +208,11 @@ def launch(
     point's ``prepare`` (its own pre-flight), and validated, so an unknown option, a bad value or a
     refused checkpoint fails before any work and before the run or sweep directory is made.
     """
-    from hydra._internal.utils import get_args_parser
+    from catbrain.compat.hydra import parse_command_line
 
     die_quietly_on_broken_pipe()
     argv = sys.argv[1:]
-    args = get_args_parser().parse_args(argv)
+    args = parse_command_line(argv)
     with errors_as_one_line(prog):
         overrides = list(args.overrides)
         user_keys = {override_key(o) for o in overrides}

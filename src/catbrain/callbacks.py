@@ -28,7 +28,9 @@ class LastCheckpoint(pl.Callback):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(dirpath=str(self.path.parent), every_n_train_steps=self.every_n_train_steps)
+        from catbrain.compat.lightning import callback_state_key
+
+        return callback_state_key(self, dirpath=str(self.path.parent), every_n_train_steps=self.every_n_train_steps)
 
     def _save(self, trainer: pl.Trainer) -> None:
         if trainer.fast_dev_run or trainer.sanity_checking:

@@ -134,11 +134,7 @@ def test_shifted(trainer: Any, task: Any, datamodule: Any) -> dict[str, float]:
     """Test on the data module's shifted split, if it has one: metrics named ``shift/...``."""
     if getattr(datamodule, "test_world", None) is None:
         return {}
-    datamodule.test_split, task.test_name = "shift", "shift"
-    try:
-        trainer.test(task, datamodule=datamodule, verbose=False, weights_only=True)
-    finally:
-        datamodule.test_split, task.test_name = "test", "test"
+    trainer.test(task, dataloaders=datamodule.split_dataloader("shift"), verbose=False)
     return split_metrics(trainer, task, datamodule, "shift")
 
 

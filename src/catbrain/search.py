@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from catbrain import _cli
+from catbrain.compat.optuna import trial_id
 from catbrain.config import config_dir
 
 PROG = "catbrain-search"
@@ -261,7 +262,7 @@ def open_study(cfg: DictConfig, search_dir: Path, settings: dict[str, Any]) -> A
             f"({'; '.join(f'{k}: {stored.get(k)}' for k in differ)}): give the same ones or another search.dir"
         )
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        optuna.trial.Trial(study, trial._trial_id).set_user_attr("error", "interrupted: its search process died")
+        optuna.trial.Trial(study, trial_id(trial)).set_user_attr("error", "interrupted: its search process died")
         study.tell(trial.number, state=TrialState.FAIL)
     # A sampler seeded anew each run would draw the first run's values again: seed it past the trials so far.
     sampler_cfg = cfg.get("sampler") or {"_target_": "optuna.samplers.TPESampler"}

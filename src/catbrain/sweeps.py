@@ -22,6 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from catbrain import _cli
+from catbrain.compat.hydra import job_error
 from catbrain.runs import write_atomically
 
 DIRECTIONS = ("min", "max")
@@ -251,7 +252,7 @@ class SweepSummary(Callback):
             return
         outcome: dict[str, Any] = {"number": hydra_cfg.job.num, "status": "ok"}
         if job_return.status == JobStatus.FAILED:
-            reason, bad_input = _cli.explain(job_return._return_value)
+            reason, bad_input = _cli.explain(job_error(job_return))
             outcome.update(status="failed", error=reason, bad_input=bad_input)
         elif isinstance(job_return.return_value, dict) and "failed" in job_return.return_value:
             value = job_return.return_value

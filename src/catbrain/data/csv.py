@@ -38,7 +38,6 @@ class CsvDataModule(InMemoryDataModule):
         seed: int = 0,
         batch_size: int = 64,
         standardize: bool = True,
-        batches_per_call: int = 1,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -61,7 +60,6 @@ class CsvDataModule(InMemoryDataModule):
         self.batch_keys = ["target"]
         self.task = task
         self.seed, self.batch_size, self.standardize = seed, batch_size, standardize
-        self.batches_per_call = batches_per_call
         self.class_names = list(class_names) if class_names is not None else None
 
         tables = {}

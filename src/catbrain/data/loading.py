@@ -86,6 +86,7 @@ class BatchLoader:
         seed: int = 0,
         batches_per_call: int = 1,
         items_done: Callable[[], int] | None = None,
+        split: str = "train",
     ) -> None:
         if batches_per_call < 1:
             raise ValueError(f"batches_per_call must be >= 1, got {batches_per_call}")
@@ -94,6 +95,7 @@ class BatchLoader:
         self.batch_sampler = None  # what Lightning looks for on a DataLoader: the sampler yields whole batches
         self.batches_per_call = batches_per_call
         self.items_done = items_done
+        self.split = split  # which split it serves: a test on the shifted split reports shift/... metrics
         self._skip = 0
 
     def __len__(self) -> int:
@@ -126,7 +128,9 @@ def batches_done_in_epoch(datamodule: Any) -> Callable[[], int]:
     """How many training items (calls) of the current epoch the datamodule's Trainer has processed."""
 
     def done() -> int:
+        from catbrain.compat.lightning import calls_done_in_epoch
+
         trainer = getattr(datamodule, "trainer", None)
-        return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
+        return calls_done_in_epoch(trainer) if trainer is not None else 0
 
     return done

@@ -38,7 +38,6 @@ class WorldDataModule(InMemoryDataModule):
         seed: int = 0,
         batch_size: int = 64,
         standardize: bool = False,
-        batches_per_call: int = 1,
         shift: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -65,7 +64,6 @@ class WorldDataModule(InMemoryDataModule):
         self.class_names = list(class_names) if class_names is not None else None
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self.seed, self.batch_size, self.standardize = seed, batch_size, standardize
-        self.batches_per_call = batches_per_call
         self.splits: dict[str, dict[str, torch.Tensor]] = {}
         self.input_mean: torch.Tensor | None = None
         self.input_std: torch.Tensor | None = None

@@ -14,6 +14,7 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from catbrain.predictor import Head, Predictor
 from catbrain.predictor.checkpoint import SCALING
+from catbrain.tasks.steps import StepsPerCall
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
@@ -24,7 +25,7 @@ class DivergenceError(ArithmeticError):
     """The training loss stopped being a finite number."""
 
 
-class Task(pl.LightningModule):
+class Task(StepsPerCall, pl.LightningModule):
     """Trains ``model`` on batches ``(features, target, ...)``.
 
     Features (and a numeric target) are standardised inside the task (``input_mean``,
@@ -35,13 +36,10 @@ class Task(pl.LightningModule):
     ``trainer.log_every_n_steps`` optimizer steps.
 
     ``steps_per_call = K > 1`` takes K optimizer steps in each Lightning ``training_step``, on a
-    list of K batches from the loader: the same steps on the same batches as ``K = 1``, with
-    Lightning's fixed cost per call (loop, hooks, logging, metrics) paid once per K steps. Epoch
-    schedulers, ``max_steps`` and the divergence check behave as with ``K = 1``.
+    list of K batches from the loader (see :mod:`catbrain.tasks.steps`).
     """
 
     head_class: type[Head]  # what the model's output means; its ``target`` says what the task learns from
-    test_name = "test"  # what test metrics are called: "shift" while testing on the shifted split
 
     def __init__(
         self,
@@ -119,15 +117,6 @@ class Task(pl.LightningModule):
             return self.model(features)
         return self.predictor.output(features)
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Batches from catbrain's loaders already live on the device: skip Lightning's walk through them."""
-        first = batch[0][0] if isinstance(batch, list) and batch and isinstance(batch[0], tuple) else None
-        if first is None and isinstance(batch, tuple) and batch:
-            first = batch[0]
-        if isinstance(first, torch.Tensor) and first.device == device:
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def _step(self, stage: str, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         output = self(batch[0])
         loss = self.loss(output, batch)
@@ -135,7 +124,7 @@ class Task(pl.LightningModule):
         self.update_metrics(self.metrics[f"{stage}_"], output.detach(), batch)
         return loss
 
-    def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+    def check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
         if not math.isfinite(loss.item()):
             # Stop before the optimizer step: the weights and the last checkpoint stay as they were.
             raise DivergenceError(
@@ -144,7 +133,7 @@ class Task(pl.LightningModule):
                 f"Try a smaller optimizer.lr."
             )
 
-    def _log_step_loss(self, loss: torch.Tensor) -> None:
+    def log_step_loss(self, loss: torch.Tensor) -> None:
         every = self.trainer.log_every_n_steps
         if self._last_logged_step is None or self.global_step - self._last_logged_step >= every:
             self._last_logged_step = self.global_step
@@ -154,57 +143,12 @@ class Task(pl.LightningModule):
         if self.automatic_optimization:
             output = self(batch[0])
             loss = self.loss(output, batch)
-            self._check_finite(loss, batch_idx)
+            self.check_finite(loss, batch_idx)
             self.losses["train_"].update(loss.detach(), weight=len(batch[0]))
             self.update_metrics(self.metrics["train_"], output.detach(), batch)
-            self._log_step_loss(loss)
+            self.log_step_loss(loss)
             return loss
-        return self._steps(batch if isinstance(batch, list) else [batch], batch_idx)
-
-    def _steps(self, batches: list[tuple[torch.Tensor, ...]], batch_idx: int) -> None:
-        """Several optimizer steps, one per batch; metrics and logging once for all of them."""
-        optimizer = self.optimizers()
-        direct = self._direct_steps
-        max_steps = self.trainer.max_steps
-        outputs, losses, taken = [], [], []
-        for position, batch in enumerate(batches):
-            if 0 <= max_steps <= self.global_step:
-                break
-            evaluated: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-            def closure(batch=batch, evaluated=evaluated, number=batch_idx * self.steps_per_call + position):
-                output = self(batch[0])
-                loss = self.loss(output, batch)
-                self._check_finite(loss, number)
-                optimizer.zero_grad(set_to_none=True)
-                if direct:
-                    loss.backward()
-                else:
-                    self.manual_backward(loss)
-                evaluated.append((output.detach(), loss.detach()))
-                return loss
-
-            if direct:  # the optimizer itself; Lightning's step counter as its own step would keep it
-                optimizer._on_before_step()
-                optimizer.optimizer.step(closure=closure)  # optimizers such as L-BFGS evaluate it several times
-                optimizer._on_after_step()
-            else:
-                optimizer.step(closure=closure)
-            outputs.append(evaluated[0][0])
-            losses.append(evaluated[0][1])
-            taken.append(batch)
-        if not taken:
-            return
-        sizes = torch.tensor([len(batch[0]) for batch in taken], device=losses[0].device)
-        self.losses["train_"].update(torch.stack(losses), weight=sizes)
-        self.update_metrics(self.metrics["train_"], torch.cat(outputs), tuple(map(torch.cat, zip(*taken))))
-        self._log_step_loss(losses[-1])
-        # Lightning's logging step counts calls that stepped; make it count optimizer steps, as with one per call.
-        epoch_loop = self.trainer.fit_loop.epoch_loop
-        if hasattr(epoch_loop, "_batches_that_stepped"):
-            epoch_loop._batches_that_stepped += len(taken) - 1  # Lightning adds the last one itself
-        if batch_idx + 1 == self.trainer.num_training_batches:
-            self._step_epoch_scheduler(after_validation=False)
+        return self.take_steps(batch if isinstance(batch, list) else [batch], batch_idx)
 
     def on_train_start(self) -> None:
         rule = self.linear_rule()
@@ -212,48 +156,12 @@ class Task(pl.LightningModule):
             names = self._feature_names(len(rule[0]))
             weights = {f"weight/{name}": float(w) for name, w in zip(names, rule[0])}
             self.history.append({"epoch": -1, "step": 0, **weights, "bias": rule[1]})
-        self._direct_steps = self._can_step_directly()
+        self._direct_steps = self.can_step_directly()
         # The scaling buffers do not change while training: skip the four no-op operations if they are one.
         self._scaling_is_identity = self.predictor.scaling_is_identity()
 
     def on_train_end(self) -> None:
         self._scaling_is_identity = False
-
-    def _can_step_directly(self) -> bool:
-        """Whether optimizer steps may skip Lightning's per-step wrapping without changing any behaviour.
-
-        They may on one device in full precision when no callback (nor the task) listens to the
-        backward and optimizer-step hooks: then Lightning's wrapping does nothing but cost time.
-        Otherwise (mixed precision, several processes, a gradient-watching callback) every step
-        goes through Lightning's ``manual_backward`` and ``LightningOptimizer.step``.
-        """
-        from pytorch_lightning.strategies import SingleDeviceStrategy
-
-        trainer = self.trainer
-        if self.automatic_optimization or not isinstance(trainer.strategy, SingleDeviceStrategy):
-            return False
-        if str(trainer.precision) not in ("32-true", "32"):
-            return False
-        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-        listeners = [*trainer.callbacks, self]
-        bases = {id(self): pl.LightningModule}
-        for listener in listeners:
-            base = bases.get(id(listener), pl.Callback)
-            if any(getattr(type(listener), hook) is not getattr(base, hook) for hook in hooks):
-                return False
-        optimizer = self.optimizers()
-        return hasattr(optimizer, "_on_before_step") and hasattr(optimizer, "_on_after_step")
-
-    def _step_epoch_scheduler(self, after_validation: bool) -> None:
-        """Step an epoch scheduler where Lightning's automatic loop would (it does not in manual mode)."""
-        scheduler = self.lr_schedulers()
-        if scheduler is None:
-            return
-        plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-        if plateau and after_validation and "val/loss" in self.trainer.callback_metrics:
-            scheduler.step(self.trainer.callback_metrics["val/loss"])
-        elif not plateau and not after_validation:
-            scheduler.step()
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._step("val", batch)
@@ -262,7 +170,7 @@ class Task(pl.LightningModule):
         self._step("test", batch)
 
     def _log_epoch(self, stage: str) -> None:
-        name = self.test_name if stage == "test" else stage  # "shift" while testing on the shifted split
+        name = self.tested_split() if stage == "test" else stage  # "shift" while testing on the shifted split
         values = {f"{name}/loss": self.losses[f"{stage}_"].compute()}
         values.update({name + key.removeprefix(stage): v for key, v in self.metrics[f"{stage}_"].compute().items()})
         if stage != "test" and not self.trainer.sanity_checking:
@@ -279,13 +187,19 @@ class Task(pl.LightningModule):
         self.losses[f"{stage}_"].reset()
         self.metrics[f"{stage}_"].reset()
 
+    def tested_split(self) -> str:
+        """The split the running test reads (its loader says so): metrics are named after it."""
+        loaders = self.trainer.test_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+        return getattr(loader, "split", "test")
+
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
         if not self.automatic_optimization and not self.trainer.sanity_checking:
-            self._step_epoch_scheduler(after_validation=True)
+            self.step_epoch_scheduler(after_validation=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
@@ -295,7 +209,7 @@ class Task(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
-        if not self.automatic_optimization:  # stepped by the task itself, see _step_epoch_scheduler
+        if not self.automatic_optimization:  # stepped by the task itself, see StepsPerCall.step_epoch_scheduler
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
 

@@ -1,0 +1,71 @@
+"""The private APIs of Lightning, Hydra and Optuna that catbrain uses, each pinned: a release that changes one
+fails here, by name, rather than somewhere deep in a run."""
+
+import inspect
+
+import pytest
+
+
+def test_lightning_optimizer_has_the_step_hooks_the_direct_loop_calls():
+    import torch
+    from pytorch_lightning.core.optimizer import LightningOptimizer
+
+    from catbrain.compat.lightning import can_step_directly
+
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    wrapped = LightningOptimizer(sgd)
+    for name in ("_on_before_step", "_on_after_step"):
+        assert callable(getattr(wrapped, name, None)), f"LightningOptimizer().{name} is gone"
+    assert can_step_directly(wrapped)
+    assert wrapped.optimizer is sgd
+    # Lightning's manual loop installs its step counting there: the direct steps rely on it.
+    from pytorch_lightning.loops.optimization.manual import _ManualOptimization
+
+    assert "_on_before_step" in inspect.getsource(_ManualOptimization)
+
+
+def test_lightning_training_epoch_loop_counts_what_the_loop_and_loader_read():
+    from pytorch_lightning import Trainer
+
+    trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=1)
+    epoch_loop = trainer.fit_loop.epoch_loop
+    assert isinstance(epoch_loop._batches_that_stepped, int)
+    assert isinstance(epoch_loop.batch_progress.current.processed, int)
+
+
+def test_lightning_callbacks_generate_their_state_keys():
+    from pytorch_lightning import Callback
+
+    from catbrain.compat.lightning import callback_state_key
+
+    assert callback_state_key(Callback(), dirpath="x") == "Callback{'dirpath': 'x'}"
+
+
+def test_hydra_parses_argv_and_splits_sweeps_as_catbrain_expects():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from catbrain.compat.hydra import parse_command_line, sweep_jobs
+
+    args = parse_command_line(["-m", "a=1,2", "b=x"])
+    assert args.multirun and args.overrides == ["a=1,2", "b=x"]
+    parsed = OverridesParser.create().parse_overrides(args.overrides)
+    assert sweep_jobs(parsed) == [["a=1", "b=x"], ["a=2", "b=x"]]
+
+
+def test_hydra_job_return_keeps_a_failed_jobs_error():
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from catbrain.compat.hydra import job_error
+
+    error = ValueError("bad")
+    job = JobReturn(status=JobStatus.FAILED, _return_value=error)
+    assert job_error(job) is error
+
+
+def test_optuna_frozen_trials_carry_their_id():
+    optuna = pytest.importorskip("optuna")
+    from catbrain.compat.optuna import trial_id
+
+    study = optuna.create_study()
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert trial_id(study.trials[0]) == study.trials[0]._trial_id
