@@ -126,9 +126,9 @@ def catbrain_overrides(model_name: str, batch_size: int, n: int, epochs: int, de
 
 
 def catbrain_fit(overrides: list[str]) -> dict[str, float]:
-    """catbrain.train with its default callbacks, logger and progress bar; returns its metrics."""
+    """catbrain.commands.train with its default callbacks, logger and progress bar; returns its metrics."""
+    from catbrain.commands.train import train
     from catbrain.config import compose_config
-    from catbrain.train import train
 
     with tempfile.TemporaryDirectory() as run_dir:
         return train(compose_config(overrides, Path(run_dir)))
@@ -275,9 +275,9 @@ MEMORY_CHILD = """
 import sys, tempfile
 from pathlib import Path
 sys.path[:0] = [{src!r}]
-import pytorch_lightning, hydra, catbrain.train
+import pytorch_lightning, hydra, catbrain.commands.train
 from catbrain.config import compose_config
-from catbrain.train import train
+from catbrain.commands.train import train
 
 def status(key):
     for line in open("/proc/self/status"):

@@ -14,8 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from catbrain.commands.train import train
 from catbrain.config import compose_config
-from catbrain.train import train
 
 QUIET = ["logger=none", "callbacks=[model_checkpoint,early_stopping]", "trainer.enable_progress_bar=false"]
 RUNS = {

@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from catbrain import runs
+from catbrain.commands.train import train
 from catbrain.data import WorldDataModule
 from catbrain.models import Linear, ThresholdedLinear
 from catbrain.models.thresholded import Ordered
+from catbrain.run import results
 from catbrain.tasks import ClassificationTask, OrdinalTask
-from catbrain.train import train
 from catbrain.worlds import CatWorld, LionWorld, WeatherWorld
 from tests.conftest import compose_config, run_cli
 
@@ -99,10 +99,14 @@ def test_softmax_boundaries_are_where_neighbouring_logits_meet():
         model.weight.copy_(torch.tensor([[-2.0, -2.0], [0.0, 0.0], [2.0, 2.0]]))
         model.bias.copy_(torch.tensor([1.5, 0.0, -2.5]))
     task = ClassificationTask(model, optimizer=lambda p: torch.optim.SGD(p, lr=0.1), class_names=["a", "b", "c"])
-    (first, c_first), (second, c_second) = runs.boundary_lines(task)
+    (first, c_first), (second, c_second) = results.boundary_lines(task)
     # a | b: -2h - 2s + 1.5 = 0  <=>  h + s = 0.75;   b | c: 2h + 2s - 2.5 = 0  <=>  h + s = 1.25
-    assert runs.line_metrics("l", first, c_first, ["h", "s"]) == pytest.approx({"l/h": 1, "l/s": 1, "l/offset": 0.75})
-    assert runs.line_metrics("l", second, c_second, ["h", "s"]) == pytest.approx({"l/h": 1, "l/s": 1, "l/offset": 1.25})
+    assert results.line_metrics("l", first, c_first, ["h", "s"]) == pytest.approx(
+        {"l/h": 1, "l/s": 1, "l/offset": 0.75}
+    )
+    assert results.line_metrics("l", second, c_second, ["h", "s"]) == pytest.approx(
+        {"l/h": 1, "l/s": 1, "l/offset": 1.25}
+    )
 
 
 @pytest.mark.parametrize(

@@ -160,7 +160,7 @@ def test_modules_run_with_python_dash_m(tmp_path):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "catbrain.predict", "format=json"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "catbrain.commands.predict", "format=json"], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 2 and "ckpt_path=... is required" in result.stderr
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from catbrain.commands.train import train
 from catbrain.data import CsvDataModule
 from catbrain.data.table import TableError, read_columns
-from catbrain.train import train
 from catbrain.validation import ConfigError
 from catbrain.worlds import CatWorld, WeatherWorld
 from tests.conftest import compose_config
@@ -128,8 +128,8 @@ def test_classification_on_csv_takes_class_names_from_the_data(tmp_path, quiet_r
 
 
 def test_a_world_written_to_csv_trains_like_its_own_data(tmp_path, quiet_run, capsys):
+    from catbrain.commands.data import main as write_data
     from catbrain.data.table import read_columns
-    from catbrain.export_data import main as write_data
 
     out = tmp_path / "cat_csv"
     write_data([f"out={out}", "data.n_train=2000", "data.n_val=200", "data.n_test=500"])
@@ -150,7 +150,7 @@ def test_a_world_written_to_csv_trains_like_its_own_data(tmp_path, quiet_run, ca
 
 
 def test_only_worlds_can_be_written(tmp_path, capsys):
-    from catbrain.export_data import main as write_data
+    from catbrain.commands.data import main as write_data
 
     with pytest.raises(SystemExit) as exit_:
         write_data([f"out={tmp_path}", "data=csv"])

@@ -113,3 +113,10 @@ def test_sampler_shards_disjointly_across_processes(monkeypatch):
     for global_batch, part0, part1 in zip(single, *shards):
         # Together the two processes take exactly the single process's batch, without overlap.
         assert torch.equal(torch.cat([part0, part1]), global_batch)
+
+
+@pytest.mark.parametrize("features", [["sharpness", "hardness"], ["hardness"], ["hardness", "softness"]])
+def test_features_must_name_the_worlds_columns_in_order(features):
+    """A swapped pair would train and predict with every column mislabelled."""
+    with pytest.raises(ValueError, match=r"must name the world's features \['hardness', 'sharpness'\], in order"):
+        cat_data(features=features)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from catbrain._cli import load_checkpoint
+from catbrain.predictor import read_checkpoint as load_checkpoint
 from tests.conftest import BIN
 
 REPO = Path(__file__).resolve().parents[1]

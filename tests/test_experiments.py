@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from catbrain.train import train
+from catbrain.commands.train import train
 from tests.conftest import compose_config
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from catbrain import export as export_module
-from catbrain.export import export, main
-from catbrain.predict import main as predict_main
+from catbrain.commands import export as export_module
+from catbrain.commands.export import export, main
+from catbrain.commands.predict import main as predict_main
+from catbrain.commands.train import train
 from catbrain.predictor import load_predictor
-from catbrain.train import train
 from tests.conftest import compose_config, run_cli
 from tests.helpers import outcome
 
@@ -267,7 +267,7 @@ def test_python_m_exports_onnx(checkpoints, tmp_path):
     needs_onnx()
     ckpt = checkpoints["regression"]
     result = subprocess.run(
-        [sys.executable, "-m", "catbrain.export", f"ckpt_path={ckpt}", "format=onnx", "out=weather.onnx"],
+        [sys.executable, "-m", "catbrain.commands.export", f"ckpt_path={ckpt}", "format=onnx", "out=weather.onnx"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

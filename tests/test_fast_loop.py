@@ -7,9 +7,9 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from catbrain._cli import load_checkpoint
+from catbrain.commands.train import train
 from catbrain.data import IndexBatchSampler
-from catbrain.train import train
+from catbrain.predictor import read_checkpoint as load_checkpoint
 from tests.conftest import compose_config
 
 SMALL = ["experiment=weather_3pm", "data.n_train=640", "data.n_val=128", "data.n_test=128", "data.batch_size=64",

@@ -6,8 +6,8 @@ Skipped where no CUDA device is present (CI has none); run ``python -m pytest te
 import pytest
 import torch
 
+from catbrain.commands.train import train
 from catbrain.predictor import load_predictor
-from catbrain.train import train
 from tests.conftest import compose_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from catbrain import evaluate, export, predict, train
-from catbrain.train import train as train_run
+from catbrain.commands import evaluate, export, predict, train
+from catbrain.commands.train import train as train_run
 from tests.conftest import compose_config
 from tests.helpers import outcome
 
@@ -106,6 +106,11 @@ CORPUS = {
         _set(("catbrain", "feature_names"), ["${oc.env:HOME}", "sharpness"]),
         "is not a name",
     ),
+    "terminal escape codes in a class name": (
+        _set(("catbrain", "head"), {"class_names": ["approach", "\x1b[2Jignore", "run_away"]}),
+        "is not a name",
+    ),
+    "head arguments that are not a mapping": (_set(("catbrain", "head"), ["approach"]), "must be mappings"),
     "feature ranges of no feature": (_set(("catbrain", "feature_ranges"), {"other": [0, 1]}), "feature_ranges"),
     "not a catbrain checkpoint": (lambda checkpoint, victim: checkpoint.pop("catbrain"), "not a catbrain checkpoint"),
 }

@@ -38,7 +38,7 @@ def test_wheel_ships_the_configs_and_trains_outside_the_repository(tmp_path):
     )  # fmt: skip
     assert where.stdout.strip() == str(site / "catbrain" / "conf")
     result = subprocess.run(
-        [sys.executable, "-m", "catbrain.train", "data.n_train=256", "data.n_val=64", "data.n_test=64",
+        [sys.executable, "-m", "catbrain.commands.train", "data.n_train=256", "data.n_val=64", "data.n_test=64",
          "trainer.max_epochs=1", "hydra.run.dir=run"],
         cwd=elsewhere, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip

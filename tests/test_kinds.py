@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from catbrain import evaluate, export_data, predict
+from catbrain.commands import data as export_data
+from catbrain.commands import evaluate, predict
+from catbrain.commands.train import train
 from catbrain.predictor import load_predictor
-from catbrain.train import train
 from tests.conftest import compose_config
 from tests.helpers import outcome
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 
-from catbrain._cli import load_checkpoint
 from catbrain.config import config_dir
+from catbrain.predictor import read_checkpoint as load_checkpoint
 from tests.conftest import BIN, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,8 +87,8 @@ def assert_one_ddp_run(run_dir: Path, environment: str) -> None:
 
 @pytest.mark.slow  # two processes importing Lightning
 def test_torchrun_starts_the_processes_and_lightning_joins_them(tmp_path):
-    command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "catbrain.train", "trainer=ddp_cpu",
-               *SMALL, *probe(tmp_path), "hydra.run.dir=run"]  # fmt: skip
+    command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "catbrain.commands.train",
+               "trainer=ddp_cpu", *SMALL, *probe(tmp_path), "hydra.run.dir=run"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -103,7 +103,15 @@ def test_slurm_tasks_each_run_the_job_and_lightning_joins_them(tmp_path):
     slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1", "SLURM_NODEID": "0",
              "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_NODELIST": "127.0.0.1",
              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}  # fmt: skip
-    command = [sys.executable, "-m", "catbrain.train", "trainer=ddp_cpu", *SMALL, *probe(tmp_path), "hydra.run.dir=run"]
+    command = [
+        sys.executable,
+        "-m",
+        "catbrain.commands.train",
+        "trainer=ddp_cpu",
+        *SMALL,
+        *probe(tmp_path),
+        "hydra.run.dir=run",
+    ]
     tasks = [
         subprocess.Popen(
             command,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from catbrain.train import train
+from catbrain.commands.train import train
 from tests.conftest import compose_config
 
 SMALL = ["data.n_train=512", "data.n_val=128", "data.n_test=128", "trainer.max_epochs=3", "callbacks=model_checkpoint",
@@ -73,8 +73,8 @@ def test_mlflow_logger_keeps_metrics_params_and_files_in_a_local_database(tmp_pa
 
 def test_mlflow_logger_refuses_a_folder_as_its_database(tmp_path):
     pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install catbrain[mlflow]")
-    from catbrain._cli import UsageError
-    from catbrain.tracking import mlflow_logger
+    from catbrain.errors import UsageError
+    from catbrain.run.tracking import mlflow_logger
 
     with pytest.raises(UsageError, match=r"logger.tracking_uri=.*names a folder"):
         mlflow_logger("x", f"sqlite:///{tmp_path}")
@@ -85,12 +85,12 @@ def test_mlflow_is_imported_only_when_chosen(tmp_path):
     # A run with another logger, and checking a config that names MLflow, leave MLflow unimported (about 1 s).
     script = (
         "import sys\n"
-        "from catbrain import runs, train, tracking\n"
+        "from catbrain.run import trainer, tracking\n"
         "from catbrain.config import compose_config\n"
         "from catbrain.validation import validate\n"
         f"validate(compose_config(['logger=mlflow'], {str(tmp_path)!r}))\n"
-        f"trainer = runs.make_trainer(compose_config(['logger=csv'], {str(tmp_path)!r}))\n"
-        "tracking.log_files(trainer, [])\n"
+        f"lightning_trainer = trainer.make_trainer(compose_config(['logger=csv'], {str(tmp_path)!r}))\n"
+        "tracking.log_files(lightning_trainer, [])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True)
@@ -103,7 +103,7 @@ def test_parallel_jobs_share_a_new_mlflow_database(tmp_path):
     pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install catbrain[mlflow]")
     script = (
         "import pathlib, sys, time\n"
-        "from catbrain.tracking import mlflow_logger\n"
+        "from catbrain.run.tracking import mlflow_logger\n"
         "pathlib.Path(sys.argv[1] + '.ready').touch()\n"
         "while not pathlib.Path('go').exists(): time.sleep(0.01)\n"
         f"logger = mlflow_logger('parallel', 'sqlite:///{tmp_path}/outputs/mlflow.db', run_dir=sys.argv[1])\n"

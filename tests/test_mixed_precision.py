@@ -7,8 +7,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from catbrain.commands.train import train
 from catbrain.predictor import load_predictor
-from catbrain.train import train
 from tests.conftest import compose_config
 
 SMALL = ["data.n_train=1024", "data.n_val=256", "data.n_test=1024", "trainer.max_epochs=8", "trainer=cpu",

@@ -9,10 +9,10 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from catbrain import plots
+from catbrain.commands.train import train
 from catbrain.models import ThresholdedLinear
+from catbrain.run import plots
 from catbrain.tasks import ThresholdTask
-from catbrain.train import train
 from tests.conftest import compose_config, run_cli
 
 SMALL = ["data.n_train=512", "data.n_val=128", "data.n_test=512", "trainer.max_epochs=3"]

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from catbrain.commands.predict import main
+from catbrain.commands.train import train
 from catbrain.data.table import TableError, read_columns
-from catbrain.predict import main
-from catbrain.train import train
 from tests.conftest import compose_config
 from tests.helpers import outcome
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from catbrain import checkpoint_io
-from catbrain._cli import load_checkpoint
-from catbrain.train import train
+from catbrain.commands.train import train
+from catbrain.predictor import read_checkpoint as load_checkpoint
+from catbrain.run import checkpoint_io
 from catbrain.validation import ConfigError, validate
 from tests.conftest import BIN, compose_config, run_cli
 
@@ -135,7 +135,7 @@ def test_checkpoints_are_replaced_atomically(tmp_path, monkeypatch):
     io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
 
     def crash_midway(obj, file, *args, **kwargs):
-        file.write(b"PK\x03\x04 half a checkpoint")
+        Path(file).write_bytes(b"PK\x03\x04 half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(checkpoint_io.torch, "save", crash_midway)
@@ -185,8 +185,8 @@ def test_a_checkpoint_that_runs_code_on_load_is_refused(command, tmp_path):
 
 
 def test_prediction_input_is_never_evaluated(tmp_path):
-    from catbrain._cli import UsageError
-    from catbrain.predict import rows_from_json
+    from catbrain.commands.predict import rows_from_json
+    from catbrain.errors import UsageError
 
     marker = tmp_path / "pwned"
     for text in [f"__import__('pathlib').Path('{marker}').touch()", f"[[open('{marker}', 'w'), 1]]"]:
@@ -218,7 +218,7 @@ def test_runs_started_together_keep_their_own_directories(tmp_path):
 
 
 def test_files_written_atomically_get_the_usual_permissions(tmp_path, quiet_run):
-    from catbrain.train import train
+    from catbrain.commands.train import train
 
     previous = os.umask(0o022)
     try:

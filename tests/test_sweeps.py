@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from catbrain import sweeps
+from catbrain.run import summary as sweeps
 from tests.conftest import BIN, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def load_study(search_dir):
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     pytest.importorskip("optuna", reason="needs the sweep extra: pip install -e .[sweep]")
-    from catbrain.search import run_search
+    from catbrain.commands.search import run_search
 
     workdir = tmp_path_factory.mktemp("search")
     config = write_search(workdir / "lr.yaml")
@@ -185,7 +185,7 @@ def test_a_search_summary_lists_every_trial_and_the_best(searched):
 
 
 def test_a_search_run_again_continues_its_study(searched):
-    from catbrain.search import run_search
+    from catbrain.commands.search import run_search
 
     workdir, config = searched
     before = [(t.number, t.params, t.state.name) for t in load_study(workdir / "lr").trials]
@@ -198,7 +198,7 @@ def test_a_search_run_again_continues_its_study(searched):
 
 def test_a_trial_left_running_by_a_dead_search_is_marked_failed(tmp_path):
     pytest.importorskip("optuna", reason="needs the sweep extra: pip install -e .[sweep]")
-    from catbrain.search import run_search
+    from catbrain.commands.search import run_search
 
     config = write_search(tmp_path / "lr.yaml", n_trials=1)
     search = [f"search={config}", f"search.dir={tmp_path / 's'}", "search.params.optimizer.lr.choices=[0.1]"]
@@ -212,8 +212,8 @@ def test_a_trial_left_running_by_a_dead_search_is_marked_failed(tmp_path):
 
 
 def test_a_search_refuses_other_settings_in_the_same_directory(searched):
-    from catbrain._cli import UsageError
-    from catbrain.search import run_search
+    from catbrain.commands.search import run_search
+    from catbrain.errors import UsageError
 
     workdir, config = searched
     with pytest.raises(UsageError, match="holds a study with other overrides"):
@@ -244,7 +244,7 @@ def test_bad_search_input_is_one_line_and_exit_2(arguments, expected, tmp_path):
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf/search").glob("*.yaml")))
 def test_every_search_config_loads_and_its_training_config_composes(name, tmp_path):
     pytest.importorskip("optuna", reason="needs the sweep extra: pip install -e .[sweep]")
-    from catbrain.search import check_training_overrides, load_search_config
+    from catbrain.commands.search import check_training_overrides, load_search_config
 
     cfg = load_search_config(name, [])
     assert cfg.name == name and cfg.params

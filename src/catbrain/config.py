@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -18,19 +18,27 @@ def config_dir() -> str:
     raise FileNotFoundError(f"catbrain's configs are missing: looked in {PACKAGE_DIR / 'conf'} and the repository")
 
 
-def compose_config(overrides: list[str] | None = None, run_dir: str | Path | None = None, config_name: str = "train"):
+def compose(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
+    """Compose ``config_name`` with ``overrides`` as the command's Hydra app would: the one composition."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides or []))
+
+
+def compose_config(
+    overrides: list[str] | None = None, run_dir: str | Path | None = None, config_name: str = "train"
+) -> DictConfig:
     """The config an entry point would compose for ``overrides``, for use from Python.
 
     ``run_dir`` replaces Hydra's run directory (which only exists inside a Hydra app), e.g.
-    ``catbrain.train.train(compose_config(["experiment=weather_3pm"], "runs/first"))``.
+    ``catbrain.commands.train.train(compose_config(["experiment=weather_3pm"], "runs/first"))``.
     """
-    from hydra import compose, initialize_config_dir
-
     overrides = list(overrides or [])
     if run_dir is not None:
         overrides.append(f"run_dir={Path(run_dir).resolve()}")
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name, overrides=overrides)
+    return compose(config_name, overrides)
 
 
 def register_resolvers() -> None:

@@ -15,12 +15,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from catbrain.errors import ConfigError
+
 # Arguments the entry points pass at call time rather than through the config.
 SUPPLIED_AT_CALL = {"trainer": {"callbacks", "logger"}}
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key, the value and what is allowed."""
 
 
 def _value(cfg: DictConfig, key: str) -> Any:
@@ -189,7 +187,7 @@ def check_signatures(cfg: DictConfig) -> int:
 
 # Targets that need an optional extra, and the module that tells whether it is installed.
 EXTRAS = {
-    "catbrain.tracking.mlflow_logger": ("mlflow", "mlflow"),
+    "catbrain.run.tracking.mlflow_logger": ("mlflow", "mlflow"),
     "pytorch_lightning.loggers.TensorBoardLogger": ("tensorboard", "tensorboard"),
 }
 

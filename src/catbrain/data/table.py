@@ -12,11 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from catbrain.errors import TableError
+
 FLOAT32_MAX = 3.4028234663852886e38
-
-
-class TableError(ValueError):
-    """A CSV file that cannot be used; the message names the file, line and column."""
 
 
 def parse_number(text: object, where: str) -> float:

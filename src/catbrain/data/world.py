@@ -45,9 +45,9 @@ class WorldDataModule(InMemoryDataModule):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"data.{name} must be a positive integer, got {value!r}")
         world_features = list(world.feature_names)
-        if len(features) != len(world_features):
+        if list(features) != world_features:  # by name and in order: a swapped pair would mislabel every column
             raise ValueError(
-                f"data.features={list(features)} must name the world's {len(world_features)} features {world_features}"
+                f"data.features={list(features)} must name the world's features {world_features}, in order"
             )
         world_classes = getattr(world, "class_names", None)
         if class_names is not None and (world_classes is None or len(class_names) != len(world_classes)):

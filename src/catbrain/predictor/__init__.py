@@ -4,7 +4,8 @@ Used by the tasks (training), catbrain-predict, catbrain-eval, catbrain-export a
 Imports torch only (no Lightning, no Hydra), so loading a predictor is quick.
 """
 
-from catbrain.predictor.checkpoint import CheckpointError, load_predictor, read_checkpoint
+from catbrain.errors import CheckpointError
+from catbrain.predictor.checkpoint import load_predictor, read_checkpoint
 from catbrain.predictor.heads import HEADS, Head, NumberHead, OrdinalHead, QuantileHead, SoftmaxHead, ThresholdHead
 from catbrain.predictor.predictor import Predictor
 

@@ -16,6 +16,8 @@ from torch import nn
 
 from catbrain.predictor.heads import Head
 
+SCALING = ("input_mean", "input_std", "target_mean", "target_std")  # the standardisation fitted on training data
+
 
 class Predictor(nn.Module):
     """``model`` between the input scaling and the target unscaling, read by ``head``.
@@ -94,7 +96,14 @@ class Predictor(nn.Module):
         A row with a feature outside the range seen in training names those features in
         ``outside_training_range``: the model is guessing there.
         """
-        features = torch.as_tensor(rows, dtype=torch.float32).reshape(-1, self.in_features)
+        features = torch.as_tensor(rows, dtype=torch.float32)
+        features = features.unsqueeze(0) if features.dim() == 1 else features
+        if features.dim() != 2 or features.shape[1] != self.in_features:
+            names = ", ".join(self.feature_names or [])
+            raise ValueError(
+                f"rows of shape {tuple(features.shape)}: the model takes (n, {self.in_features}) rows"
+                + (f" of {names}" if names else "")
+            )
         with torch.no_grad():
             answers = self.head.answers(self.outputs(features.to(self.input_mean.device)), self.model)
         names = self.feature_names or [str(i) for i in range(self.in_features)]

@@ -12,17 +12,14 @@ from torch import nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
+from catbrain.errors import DivergenceError
 from catbrain.predictor import Head, Predictor
-from catbrain.predictor.checkpoint import SCALING
+from catbrain.predictor.predictor import SCALING
 from catbrain.tasks.steps import StepsPerCall
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
 STAGES = ("train", "val", "test")
-
-
-class DivergenceError(ArithmeticError):
-    """The training loss stopped being a finite number."""
 
 
 class Task(StepsPerCall, pl.LightningModule):

@@ -17,9 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from catbrain import _cli
-from catbrain._cli import UsageError, die_quietly_on_broken_pipe, errors_as_one_line
+from catbrain.commands import common
+from catbrain.commands.common import die_quietly_on_broken_pipe, errors_as_one_line
 from catbrain.data.table import parse_number, read_columns
+from catbrain.errors import UsageError
 
 if TYPE_CHECKING:
     from catbrain.predictor import Predictor
@@ -36,11 +37,11 @@ FORMATS = ("text", "json")
 
 
 def usage() -> str:
-    return _cli.usage(__doc__, ARGUMENTS)
+    return common.usage(__doc__, ARGUMENTS)
 
 
 def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
-    arguments = _cli.key_value_arguments(argv, ARGUMENTS)
+    arguments = common.key_value_arguments(argv, ARGUMENTS)
     if "ckpt_path" not in arguments:
         raise UsageError("ckpt_path=... is required")
     if ("input" in arguments) == ("input_path" in arguments):

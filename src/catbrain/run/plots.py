@@ -1,8 +1,9 @@
-"""The book's geometric view of a run, as PNG files: decision plane, predicted vs true, learning curves.
+"""The book's geometric view of a run, as PNG files: the decision plane and predicted vs true (``curves.py``: the
+run over time).
 
 Each function draws one picture from a trained task and its data and returns the file it wrote,
 or ``None`` when the picture does not apply (a decision plane needs a classifier of two features).
-matplotlib is imported here only, and with the non-interactive backend: runs never open windows.
+matplotlib is imported here and in curves.py only, with the non-interactive backend: runs never open windows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ CLASS_COLOURS = ["#4c9f70", "#d9c36a", "#d1495b", "#5b7db1", "#9c6ade", "#e8875b
 SAMPLE_POINTS = 600
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -26,15 +27,14 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(figure: Any, path: Path) -> Path:
-    from catbrain.runs import usual_permissions
+def save_figure(figure: Any, path: Path) -> Path:
+    from catbrain.run.files import atomic_path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
-    _pyplot().close(figure)
-    usual_permissions(temporary)
-    temporary.replace(path)
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
+    finally:
+        pyplot().close(figure)
     return path
 
 
@@ -82,7 +82,7 @@ def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path |
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    plt = _pyplot()
+    plt = pyplot()
     test = datamodule.splits["test"]
     features = test["features"].cpu()
     low, high = features.min(0).values, features.max(0).values
@@ -146,7 +146,7 @@ def decision_plane(task: Any, datamodule: Any, path: Path, title: str) -> Path |
     axes.set_ylabel(_label(datamodule.feature_names[1], world))
     axes.set_title(title)
     axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def shift_text(datamodule: Any) -> str:
@@ -160,7 +160,7 @@ def predicted_vs_true(task: Any, datamodule: Any, path: Path, title: str) -> Pat
     test = datamodule.splits["test"]
     if not test[key].is_floating_point():
         return None
-    plt = _pyplot()
+    plt = pyplot()
     generator = torch.Generator().manual_seed(0)
     world = getattr(datamodule, "world", None)
     figure, axes = plt.subplots(figsize=(5.6, 5.2))
@@ -183,88 +183,7 @@ def predicted_vs_true(task: Any, datamodule: Any, path: Path, title: str) -> Pat
     axes.set_aspect("equal")
     axes.set_title(title)
     axes.legend(loc="upper left", fontsize=8)
-    return _save(figure, path)
-
-
-ERRORS = ("mse", "mae", "rmse")  # metric names that are errors (lower is better, on their own scale)
-
-
-def learning_curves(history: list[dict[str, float]], path: Path, title: str, tested: int | None = None) -> Path | None:
-    """Train and validation loss per epoch, then the validation errors and scores, each on its own axes.
-
-    ``tested`` (an epoch, 0-based) marks the weights the run tested: the best checkpoint.
-    """
-    if not history:
-        return None
-    from matplotlib.ticker import MaxNLocator, ScalarFormatter
-
-    names = sorted({k for entry in history for k in entry if k.startswith(("train/", "val/"))})
-    losses = [n for n in names if n.endswith("/loss")]
-    validation = [n for n in names if n.startswith("val/") and n not in losses]
-    errors = [n for n in validation if n.rsplit("/", 1)[-1] in ERRORS]
-    scores = [n for n in validation if n not in errors]
-    panels = [("loss", losses), ("validation error", errors), ("validation score", scores)]
-    panels = [(label, shown) for label, shown in panels if shown]
-    plt = _pyplot()
-    figure, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False)
-    for axes, (label, shown) in zip(grid.flat, panels):
-        for name in shown:
-            epochs, values = zip(*[(e["epoch"] + 1, e[name]) for e in history if name in e])
-            axes.plot(epochs, values, marker="o", markersize=3, label=name)
-        if label != "validation score" and all(e[n] > 0 for e in history for n in shown if n in e):
-            axes.set_yscale("log")
-            axes.yaxis.set_major_formatter(ScalarFormatter())
-            axes.yaxis.set_minor_formatter(ScalarFormatter())
-            label += " (log scale)"
-        if tested is not None:
-            axes.axvline(tested + 1, color="grey", linestyle=":", linewidth=1, label=f"tested (epoch {tested + 1})")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(label)
-        axes.legend(fontsize=8)
-        axes.grid(alpha=0.3)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    figure.suptitle(f"{title}: learning curves")
-    figure.tight_layout()
-    return _save(figure, path)
-
-
-def weight_paths(
-    history: list[dict[str, float]], metrics: dict[str, float], path: Path, title: str, tested: int | None = None
-) -> Path | None:
-    """A linear model's weights, from their start through each epoch, against the closed-form answer and the teacher's.
-
-    One panel per weight, each on its own scale (raw feature units differ by orders of magnitude).
-    """
-    names = [*dict.fromkeys(key for entry in history for key in entry if key.startswith("weight/")), "bias"]
-    if "closed_form_bias" not in metrics or len(names) < 2 or not any("bias" in e for e in history):
-        return None
-    from matplotlib.ticker import MaxNLocator
-
-    plt = _pyplot()
-    columns = min(3, len(names))
-    rows = -(-len(names) // columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows), squeeze=False)
-    for axes, name in zip(grid.flat, names):
-        epochs, values = zip(*[(e["epoch"] + 1, e[name]) for e in history if name in e])
-        axes.plot(epochs, values, marker="o", markersize=3, color="#3b6ea8", label="learned")
-        closed = metrics["closed_form_bias"] if name == "bias" else metrics[f"closed_form_{name}"]
-        axes.axhline(closed, color="#d1495b", linestyle="--", linewidth=1.2, label="closed form")
-        teacher = metrics.get("teacher_bias" if name == "bias" else f"teacher_{name}")
-        if teacher is not None:
-            axes.axhline(teacher, color="black", linestyle=":", linewidth=1.5, label="teacher")
-        if tested is not None:
-            axes.axvline(tested + 1, color="grey", linestyle=":", linewidth=1, label="tested")
-        axes.set_title(name.removeprefix("weight/"), fontsize=10)
-        axes.set_xlabel("epoch (0: before training)", fontsize=8)
-        axes.grid(alpha=0.3)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.tick_params(labelsize=8)
-    for axes in list(grid.flat)[len(names) :]:
-        axes.axis("off")
-    grid.flat[0].legend(fontsize=7)
-    figure.suptitle(f"{title}: weights (raw feature units) heading for the least-squares answer")
-    figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def headline(name: str, metrics: dict[str, float], key: str) -> str:
@@ -287,6 +206,8 @@ def draw_run(
     accuracy = "acc" if "test/acc" in metrics else "decision_acc"
     # The epoch of the weights tested: the validation entry whose loss metrics.json reports.
     tested = next((e["epoch"] for e in history if "val/loss" in e and e["val/loss"] == metrics.get("val/loss")), None)
+    from catbrain.run.curves import learning_curves, weight_paths
+
     drawn = [
         decision_plane(task, datamodule, plots / "decision_plane.png", headline(name, metrics, accuracy)),
         predicted_vs_true(task, datamodule, plots / "predicted_vs_true.png", headline(name, metrics, "mse")),

@@ -14,7 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from catbrain import _cli
+from catbrain.commands import common
+from catbrain.config import compose
+from catbrain.errors import UsageError
+from catbrain.run.files import atomic_path
 
 PROG = "catbrain-data"
 
@@ -32,37 +35,35 @@ def write_splits(datamodule, out: Path) -> dict[str, Path]:
             else:
                 columns[target] = [datamodule.class_names[int(v)] for v in values.tolist()]
         path = out / f"{split}.csv"
-        temporary = path.with_suffix(".csv.tmp")
-        with open(temporary, "w", newline="") as file:
+        with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(columns)
             writer.writerows(zip(*columns.values()))
-        temporary.replace(path)
         written[split] = path
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     if argv is None:
-        _cli.die_quietly_on_broken_pipe()
+        common.die_quietly_on_broken_pipe()
         argv = sys.argv[1:]
     if any(argument in ("-h", "--help") for argument in argv):
         print(__doc__.strip())
         return
-    with _cli.errors_as_one_line(PROG):
+    with common.errors_as_one_line(PROG):
         outs = [a.split("=", 1)[1] for a in argv if a.startswith("out=")]
         if not outs or not outs[-1]:
-            raise _cli.UsageError("out=DIR is required: the folder for train.csv, val.csv and test.csv")
+            raise UsageError("out=DIR is required: the folder for train.csv, val.csv and test.csv")
         overrides = [a for a in argv if not a.startswith("out=")]
         from hydra.errors import HydraException
         from hydra.utils import instantiate
 
         try:
-            cfg = _cli.compose("train", overrides)
+            cfg = compose("train", overrides)
         except HydraException as error:
-            raise _cli.UsageError(str(error).split("Config search path")[0]) from None
+            raise UsageError(str(error).split("Config search path")[0]) from None
         if cfg.data._target_ != "catbrain.data.WorldDataModule":
-            raise _cli.UsageError(f"data={cfg.data._target_} is not a synthetic world; only worlds can be written")
+            raise UsageError(f"data={cfg.data._target_} is not a synthetic world; only worlds can be written")
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
         for split, path in write_splits(datamodule, Path(outs[-1])).items():

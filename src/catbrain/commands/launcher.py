@@ -1,139 +1,25 @@
-"""What the entry points share: one-line errors, checkpoint reading, Hydra launching."""
+"""How a Hydra command starts: compose its config once up front, let the command check it, then run the app.
+
+Every check happens before Hydra makes a run or sweep directory, so bad input leaves nothing behind.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from catbrain.config import config_dir
-
-
-class UsageError(ValueError):
-    """Bad input from the user: its message is the whole story, no traceback needed."""
-
-
-def fail(prog: str, message: str, code: int = 2) -> NoReturn:
-    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
-    sys.exit(code)
-
-
-def key_value_arguments(argv: Sequence[str], allowed: Mapping[str, str]) -> dict[str, str]:
-    """``key=value`` command-line arguments, each key one of ``allowed`` (name -> what it means)."""
-    arguments: dict[str, str] = {}
-    for argument in argv:
-        key, separator, value = argument.partition("=")
-        if not separator or key not in allowed:
-            raise UsageError(f"unknown argument {argument!r}; expected key=value with key one of {sorted(allowed)}")
-        arguments[key] = value
-    return arguments
-
-
-def usage(doc: str, allowed: Mapping[str, str]) -> str:
-    """A command's ``--help``: its docstring, then its arguments and what each means."""
-    width = max(map(len, allowed)) + 1
-    return "\n".join(
-        [doc.strip(), "", "Arguments:", *(f"  {key:<{width}} {meaning}" for key, meaning in allowed.items())]
-    )
-
-
-def describe(error: BaseException) -> str:
-    """``Type: message`` of the error that matters: Hydra's instantiation wrapper gives way to its cause."""
-    from hydra.errors import InstantiationException
-
-    if isinstance(error, InstantiationException) and error.__cause__ is not None:
-        cause = error.__cause__
-        where = str(error).rsplit("full_key:", 1)[-1].strip() if "full_key:" in str(error) else ""
-        return (f"{where}: " if where else "") + describe(cause)
-    from catbrain.data.table import TableError
-    from catbrain.predictor import CheckpointError
-    from catbrain.validation import ConfigError
-
-    if isinstance(error, (UsageError, TableError, ConfigError, CheckpointError)):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
-
-
-def in_multirun() -> bool:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    except Exception:
-        return False
-
-
-@contextmanager
-def errors_as_one_line(prog: str) -> Iterator[None]:
-    """Turn any exception into one line on stderr and a non-zero exit (``HYDRA_FULL_ERROR=1`` shows tracebacks).
-
-    Bad input exits with 2, any other failure with 1. In a sweep the job's error is printed and
-    raised on, so that Hydra runs the other jobs and reports the failure at the end.
-    """
-    try:
-        yield
-    except Exception as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        reason, bad_input = explain(error)
-        if in_multirun():
-            print(f"{prog}: error: {reason}", file=sys.stderr)
-            raise
-        fail(prog, reason, code=2 if bad_input else 1)
-
-
-def explain(error: BaseException) -> tuple[str, bool]:
-    """The one-line reason for ``error``, and whether it is bad input (exit 2) rather than a failure (exit 1)."""
-    from hydra.errors import ConfigCompositionException, OverrideParseException
-
-    from catbrain.data.table import TableError
-    from catbrain.predictor import CheckpointError
-    from catbrain.validation import ConfigError
-
-    instantiating = error.__cause__ is not None and "Instantiation" in type(error).__name__
-    root = error.__cause__ if instantiating else error
-    # A constructor refusing its arguments is bad input too, and so is a config Hydra cannot compose.
-    bad_input = isinstance(root, (UsageError, TableError, ConfigError, CheckpointError)) or (
-        instantiating and isinstance(root, (ValueError, TypeError))
-    )
-    if isinstance(error, (ConfigCompositionException, OverrideParseException)):
-        return " ".join(str(error).split("Config search path")[0].split()), True
-    return " ".join(describe(error).split()), bad_input
-
-
-def die_quietly_on_broken_pipe() -> None:
-    """``catbrain-... | head`` ends the program the way it ends ``cat``, without a traceback."""
-    import signal
-
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A catbrain checkpoint's contents, safely: tensors and plain containers only (``weights_only=True``)."""
-    from catbrain.predictor import read_checkpoint
-
-    return read_checkpoint(path)
+from catbrain.commands.common import die_quietly_on_broken_pipe, errors_as_one_line, in_multirun
+from catbrain.config import compose
+from catbrain.errors import UsageError, describe
 
 
 def override_key(override: str) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     return OverridesParser.create().parse_overrides([override])[0].key_or_group
-
-
-def compose(config_name: str, overrides: list[str]) -> Any:
-    """Compose a config the way the entry point's Hydra app would (used to check it before any work)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return hydra_compose(config_name, overrides=overrides)
 
 
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
@@ -226,11 +112,12 @@ def launch(
         injected: list[str] = []
         checkpoint: dict[str, Any] | None = None
         if ckpt_values and ckpt_values[-1] not in ("", "null"):
-            from catbrain.predictor.checkpoint import describe, read_checkpoint, refusing
+            from catbrain.predictor.checkpoint import read_checkpoint, refusing
+            from catbrain.predictor.contents import describe as describe_checkpoint
 
             checkpoint = read_checkpoint(ckpt_values[-1])
             with refusing(ckpt_values[-1]):
-                stored = describe(checkpoint)["overrides"]  # only the run's own choices: see replayable()
+                stored = describe_checkpoint(checkpoint)["overrides"]  # only the run's own choices: see replayable()
             # A group the user chose anew (data=csv) takes none of the stored values below it (data.n_train=...).
             replaced = tuple(f"{key}." for key in user_keys)
             injected = [

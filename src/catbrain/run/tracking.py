@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from catbrain._cli import UsageError
+from catbrain.errors import UsageError
 
 SQLITE_PREFIX = "sqlite:///"
 

@@ -15,8 +15,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from catbrain import _cli
+from catbrain.commands import common, launcher
 from catbrain.config import config_dir
+from catbrain.errors import UsageError
+from catbrain.predictor import read_checkpoint
 
 
 def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequence[Any] = ()) -> dict[str, float]:
@@ -27,15 +29,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from catbrain import runs, tracking
-    from catbrain.callbacks import RunRecord, TrainingClock
-    from catbrain.predictor.checkpoint import stored_overrides
+    from catbrain.predictor.contents import stored_overrides
+    from catbrain.run import files, report, results, tracking, trainer
+    from catbrain.run.callbacks import RunRecord, TrainingClock
     from catbrain.validation import validate
 
     validate(cfg)
     if cfg.ckpt_path:
-        prepare_resume(cfg, _cli.load_checkpoint(cfg.ckpt_path))
-    runs.quiet_lightning()
+        prepare_resume(cfg, read_checkpoint(cfg.ckpt_path))
+    trainer.quiet_lightning()
     run_dir = Path(cfg.run_dir)
     for key in ("path", "train_path", "test_path"):  # so the run's config works from any directory
         if cfg.data.get(key):
@@ -46,11 +48,11 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         # Found in the data (a CSV's labels): the model's and task's configs interpolate them.
         cfg.data.class_names = list(datamodule.class_names)
     task = instantiate(cfg.task)
-    resolved = runs.save_config(cfg, run_dir)
+    resolved = files.save_config(cfg, run_dir)
     stored = stored_overrides(overrides or [])  # the run's own choices, never paths or hydra.*
     if cfg.ckpt_path:
-        runs.keep_earlier_csv_logs(run_dir)
-    trainer = runs.make_trainer(cfg)
+        files.keep_earlier_csv_logs(run_dir)
+    trainer = trainer.make_trainer(cfg)
     tracking.log_config(trainer, resolved)
     clock = TrainingClock()
     trainer.callbacks.extend([clock, RunRecord(resolved, stored), *callbacks])
@@ -68,12 +70,12 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
 
-    metrics = runs.collect_metrics(trainer, task, datamodule)
+    metrics = results.collect_metrics(trainer, task, datamodule)
     # The validation metrics of the tested weights (the checkpoint's own history ends with them):
     # what sweeps and searches choose by, so that the test data stays out of every choice.
     tested = next((entry for entry in reversed(task.history) if "val/loss" in entry), {})
     metrics.update({key: value for key, value in tested.items() if key.startswith("val/")})
-    metrics.update(runs.test_shifted(trainer, task, datamodule))
+    metrics.update(results.test_shifted(trainer, task, datamodule))
     metrics.update(
         {
             "fit_seconds": fit_seconds,
@@ -83,15 +85,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         }
     )
     if trainer.is_global_zero:  # one process writes and prints for all of them
-        from catbrain import plots, report
+        from catbrain.run import plots, report
 
-        runs.write_metrics(run_dir, metrics)
+        files.write_metrics(run_dir, metrics)
         title = f"catbrain-train: {cfg.name}"
         pictures = plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.plots else []
         plots.log_pictures(trainer, pictures)
-        command = _cli.shown_command(overrides)
+        command = launcher.shown_command(overrides)
         report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, command)
-        runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
+        report.print_summary(title, metrics, datamodule.feature_names, run_dir)
         tracking.log_metrics(trainer, metrics)
         files = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures]
         tracking.log_files(trainer, files, root=run_dir)
@@ -101,7 +103,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
 def prepare_resume(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
     """A resume's pre-flight: the checkpoint's model is the one the config builds, its tensors are sound, and the
     paths its callbacks remember (best checkpoints, which a later save may delete) lie in its own folder."""
-    from catbrain.predictor.checkpoint import CheckpointError, predictor_from, refusing
+    from catbrain.errors import CheckpointError
+    from catbrain.predictor.checkpoint import predictor_from, refusing
 
     folder = Path(cfg.ckpt_path).resolve().parent
     with refusing(cfg.ckpt_path):
@@ -114,7 +117,7 @@ def prepare_resume(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
     if data.get("_target_") == "catbrain.data.CsvDataModule" and not any(
         data.get(key) for key in ("path", "train_path", "test_path")
     ):
-        raise _cli.UsageError(
+        raise UsageError(
             "resuming a run on your own data: give its files again (data.path=... or data.train_path=..., "
             "as in the run's config.yaml); a checkpoint never names paths"
         )
@@ -145,16 +148,16 @@ def _app(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
     overrides = list(HydraConfig.get().overrides.task)
-    if _cli.in_multirun():  # a failed job is one line and a row of the sweep's summary; the others go on
-        from catbrain.sweeps import run_job
+    if common.in_multirun():  # a failed job is one line and a row of the sweep's summary; the others go on
+        from catbrain.commands.sweeps import run_job
 
         return run_job("catbrain-train", lambda: train(cfg, overrides=overrides))
-    with _cli.errors_as_one_line("catbrain-train"):
+    with common.errors_as_one_line("catbrain-train"):
         train(cfg, overrides=overrides)
 
 
 def main() -> None:
-    _cli.launch(_app, "catbrain-train", "train", prepare=prepare_resume)
+    launcher.launch(_app, "catbrain-train", "train", prepare=prepare_resume)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from catbrain._cli import UsageError
+from catbrain.errors import SearchStopped
 
 
 class LastCheckpoint(pl.Callback):
@@ -84,10 +84,6 @@ class TrainingClock(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._stop()
-
-
-class SearchStopped(UsageError):
-    """A problem every further trial of a search would meet too (a metric the runs do not log): the search stops."""
 
 
 class PruneTrial(pl.Callback):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,10 +25,11 @@ from typing import Any
 
 import torch
 
-from catbrain import _cli
-from catbrain._cli import UsageError, errors_as_one_line
+from catbrain.commands import common
+from catbrain.commands.common import errors_as_one_line
+from catbrain.errors import UsageError
 from catbrain.predictor import Predictor
-from catbrain.runs import usual_permissions
+from catbrain.run.files import atomic_path
 
 PROG = "catbrain-export"
 ARGUMENTS = {
@@ -48,12 +47,12 @@ INSTALL_HINT = 'pip install "catbrain[export]"'
 
 
 def usage() -> str:
-    return _cli.usage(__doc__, ARGUMENTS)
+    return common.usage(__doc__, ARGUMENTS)
 
 
 def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
     """``key=value`` arguments, checked: ``ckpt_path`` and a known ``format`` are required."""
-    arguments = _cli.key_value_arguments(argv, ARGUMENTS)
+    arguments = common.key_value_arguments(argv, ARGUMENTS)
     if not arguments.get("ckpt_path"):
         raise UsageError("ckpt_path=... is required: the checkpoint to export")
     if "format" not in arguments:
@@ -181,7 +180,7 @@ def export(ckpt_path: str, export_format: str, out: str | None = None, trust_mod
     The file is written to a temporary name in the same folder, checked against the PyTorch
     model on seeded rows, and only then renamed, so a failed export leaves no file behind.
     """
-    from catbrain.predict import load_predictor
+    from catbrain.commands.predict import load_predictor
 
     if export_format not in FORMATS:
         raise UsageError(f"format={export_format!r} is not one of {list(FORMATS)}")
@@ -190,18 +189,11 @@ def export(ckpt_path: str, export_format: str, out: str | None = None, trust_mod
         require_onnx()
     wrapped = load_predictor(ckpt_path, trust_model)
     document = metadata(wrapped)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:  # checked before it is renamed into place: a failure leaves no file
         if export_format == "onnx":
-            export_onnx(wrapped, document, Path(temporary))
+            export_onnx(wrapped, document, temporary)
         else:
-            export_torchscript(wrapped, document, Path(temporary))
-        usual_permissions(temporary)  # a file to hand on: the usual permissions, not mkstemp's owner-only
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+            export_torchscript(wrapped, document, temporary)
     return path
 
 

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from catbrain import _cli
+from catbrain.commands import common, launcher
 from catbrain.config import config_dir
+from catbrain.errors import UsageError
 
 if TYPE_CHECKING:
     from catbrain.predictor import Predictor
@@ -31,7 +32,8 @@ def prepare(cfg: DictConfig, checkpoint: dict[str, Any]) -> Predictor:
     the class of the model config your command composed); given data (``data=csv``) is read with the
     columns and classes the model was trained on.
     """
-    from catbrain.predictor.checkpoint import describe, predictor_from, refusing
+    from catbrain.predictor.checkpoint import predictor_from, refusing
+    from catbrain.predictor.contents import describe
 
     with refusing(cfg.ckpt_path):
         described = describe(checkpoint)
@@ -55,11 +57,11 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from catbrain import runs
     from catbrain.predictor import read_checkpoint
+    from catbrain.run import files, report, results, trainer
     from catbrain.validation import validate
 
-    runs.quiet_lightning()
+    trainer.quiet_lightning()
     predictor = prepare(cfg, read_checkpoint(cfg.ckpt_path))
     validate(cfg)
     run_dir = Path(cfg.run_dir)
@@ -67,42 +69,42 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     datamodule = instantiate(cfg.data)
     trained_on = predictor.feature_names
     if datamodule.num_features != len(trained_on):
-        raise _cli.UsageError(
+        raise UsageError(
             f"the checkpoint's model takes {len(trained_on)} features ({', '.join(trained_on)}); "
             f"this data gives {datamodule.num_features} ({', '.join(datamodule.feature_names)})"
         )
     task = instantiate(cfg.task)
     if task.head.kind != predictor.head.kind:
-        raise _cli.UsageError(
+        raise UsageError(
             f"ckpt_path={cfg.ckpt_path!r} holds a {predictor.head.kind} model; the configured task "
             f"{cfg.task._target_} trains {task.head.kind} models"
         )
     task.predictor = predictor
-    runs.save_config(cfg, run_dir)
-    trainer = runs.make_trainer(cfg, with_callbacks=False)
+    files.save_config(cfg, run_dir)
+    trainer = trainer.make_trainer(cfg, with_callbacks=False)
     trainer.test(task, datamodule=datamodule, verbose=False)
     # The closed form belongs to the training rows, which evaluation does not have: the training run reported it.
-    metrics = runs.collect_metrics(trainer, task, datamodule, closed_form_too=False)
-    metrics.update(runs.test_shifted(trainer, task, datamodule))
-    runs.write_metrics(run_dir, metrics)
+    metrics = results.collect_metrics(trainer, task, datamodule, closed_form_too=False)
+    metrics.update(results.test_shifted(trainer, task, datamodule))
+    files.write_metrics(run_dir, metrics)
     title = f"catbrain-eval: {cfg.name}"
-    from catbrain import plots, report
+    from catbrain.run import plots
 
     pictures = plots.draw_run(task, datamodule, [], run_dir, cfg.name, metrics) if cfg.plots else []
     resolved = OmegaConf.to_container(cfg, resolve=True)
     report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)
-    runs.print_summary(title, metrics, datamodule.feature_names, run_dir)
+    report.print_summary(title, metrics, datamodule.feature_names, run_dir)
     return metrics
 
 
 @hydra.main(config_path=config_dir(), config_name="eval", version_base="1.3")
 def _app(cfg: DictConfig) -> None:
-    with _cli.errors_as_one_line("catbrain-eval"):
-        evaluate(cfg, overrides=_cli.shown_command(None))
+    with common.errors_as_one_line("catbrain-eval"):
+        evaluate(cfg, overrides=launcher.shown_command(None))
 
 
 def main() -> None:
-    _cli.launch(_app, "catbrain-eval", "eval", required=("ckpt_path",), prepare=prepare)
+    launcher.launch(_app, "catbrain-eval", "eval", required=("ckpt_path",), prepare=prepare)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""What every command shares: ``key=value`` arguments, ``--help``, and errors as one line with an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import NoReturn
+
+from catbrain.errors import UsageError, explain
+
+
+def fail(prog: str, message: str, code: int = 2) -> NoReturn:
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(code)
+
+
+def key_value_arguments(argv: Sequence[str], allowed: Mapping[str, str]) -> dict[str, str]:
+    """``key=value`` command-line arguments, each key one of ``allowed`` (name -> what it means)."""
+    arguments: dict[str, str] = {}
+    for argument in argv:
+        key, separator, value = argument.partition("=")
+        if not separator or key not in allowed:
+            raise UsageError(f"unknown argument {argument!r}; expected key=value with key one of {sorted(allowed)}")
+        arguments[key] = value
+    return arguments
+
+
+def usage(doc: str, allowed: Mapping[str, str]) -> str:
+    """A command's ``--help``: its docstring, then its arguments and what each means."""
+    width = max(map(len, allowed)) + 1
+    return "\n".join(
+        [doc.strip(), "", "Arguments:", *(f"  {key:<{width}} {meaning}" for key, meaning in allowed.items())]
+    )
+
+
+def in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:
+        return False
+
+
+@contextmanager
+def errors_as_one_line(prog: str) -> Iterator[None]:
+    """Turn any exception into one line on stderr and a non-zero exit (``HYDRA_FULL_ERROR=1`` shows tracebacks).
+
+    Bad input exits with 2, any other failure with 1. In a sweep the job's error is printed and
+    raised on, so that Hydra runs the other jobs and reports the failure at the end.
+    """
+    try:
+        yield
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        reason, bad_input = explain(error)
+        if in_multirun():
+            print(f"{prog}: error: {reason}", file=sys.stderr)
+            raise
+        fail(prog, reason, code=2 if bad_input else 1)
+
+
+def die_quietly_on_broken_pipe() -> None:
+    """``catbrain-... | head`` ends the program the way it ends ``cat``, without a traceback."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
