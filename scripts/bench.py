@@ -14,6 +14,7 @@ Sections:
   generation  rows/s of each world against the floor of torch.rand plus a matmul.
   memory      peak RSS of training on 10M rows against the import baseline plus the dataset's bytes.
   startup     wall time of a tiny catbrain-train against `python -c "import pytorch_lightning, hydra"`.
+  busy        a small fit idle and beside one busy process per core, with threads=auto and one per core.
 
 Timings on a shared machine are noisy: each figure is the best of --repeat runs.
 """
@@ -25,6 +26,8 @@ import contextlib
 import datetime
 import json
 import logging
+import math
+import os
 import platform
 import statistics
 import subprocess
@@ -352,6 +355,45 @@ def startup(args: argparse.Namespace) -> dict:
     return result
 
 
+# 6. A busy machine -----------------------------------------------------------------------------------------
+BUSY_LOOP = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+
+
+def busy(args: argparse.Namespace) -> dict:
+    """A small run's fit time idle and beside one busy process per core, with threads=auto and one per core."""
+    cores = os.cpu_count() or 1
+    experiment = ["experiment=cat_softmax", "data.n_train=4000" if args.quick else "data.n_train=20000"]
+    quiet_run = ["logger=none", "plots=false", "callbacks=[model_checkpoint]", "trainer.enable_progress_bar=false"]
+
+    def fit_seconds(threads: str, cwd: str) -> float:
+        command = [str(Path(sys.executable).parent / "catbrain-train"), *experiment, *quiet_run, f"threads={threads}"]
+        best = math.inf
+        for attempt in range(max(args.repeat, 1)):
+            run_dir = f"{cwd}/run_{threads}_{attempt}"
+            subprocess.run([*command, f"hydra.run.dir={run_dir}"], cwd=cwd, capture_output=True, check=True)
+            best = min(best, json.loads(Path(run_dir, "metrics.json").read_text())["fit_seconds"])
+        return best
+
+    result: dict = {"cores": cores, "seconds": {}}
+    with tempfile.TemporaryDirectory() as cwd:
+        for threads in ("auto", str(cores)):
+            result["seconds"][f"idle, threads={threads}"] = fit_seconds(threads, cwd)
+        loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=600)]) for _ in range(cores)]
+        try:
+            for threads in ("auto", str(cores)):
+                result["seconds"][f"busy, threads={threads}"] = fit_seconds(threads, cwd)
+        finally:
+            for loop in loops:
+                loop.kill()
+    seconds = result["seconds"]
+    for threads in ("auto", str(cores)):
+        result[f"busy_over_idle_threads_{threads}"] = (
+            seconds[f"busy, threads={threads}"] / seconds["idle, threads=auto"]
+        )
+    print(f"  busy: {result}", file=sys.stderr)
+    return result
+
+
 # Report ------------------------------------------------------------------------------------------------
 def markdown(report: dict) -> str:
     lines = [f"Machine: {report['machine']}; {report['date']}; `{report['command']}`", ""]
@@ -417,6 +459,13 @@ def markdown(report: dict) -> str:
             f"`import pytorch_lightning, hydra` {s['import_seconds']:.2f} s, ratio {s['ratio']:.2f}.",
             "",
         ]
+    if "busy" in report:
+        b = report["busy"]
+        lines += [f"A small fit (cat_softmax) beside {b['cores']} busy processes, one per core:", "",
+                  "| condition | fit seconds | / idle (threads=auto) |", "|---|---|---|"]  # fmt: skip
+        idle = b["seconds"]["idle, threads=auto"]
+        lines += [f"| {name} | {value:.2f} | {value / idle:.2f} |" for name, value in b["seconds"].items()]
+        lines.append("")
     lines.append("GPU: " + (report.get("gpu") or "not measured (no GPU on this machine)."))
     return "\n".join(lines)
 
@@ -427,6 +476,7 @@ SECTIONS = {
     "generation": generation,
     "memory": memory,
     "startup": startup,
+    "busy": busy,
 }
 
 

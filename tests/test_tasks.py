@@ -59,7 +59,7 @@ def test_standardised_inputs_still_give_the_rule_in_raw_units():
     task.predictor.target_mean.fill_(12.0)
     task.predictor.target_std.fill_(4.0)
     x = torch.randn(20, 2) * 3 + 5
-    weights, bias = task.linear_rule()
+    weights, bias = task.predictor.linear_rule()
     assert torch.allclose(task(x), x @ weights + bias, atol=1e-5)
 
 

@@ -79,6 +79,13 @@ def check_resolvable(cfg: DictConfig) -> None:
 
 
 def check_values(cfg: DictConfig) -> None:
+    threads = _value(cfg, "threads")
+    if (
+        threads is not None
+        and threads != "auto"
+        and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1)
+    ):
+        raise ConfigError(f"threads={threads!r}: must be auto or a positive integer")
     seed = _value(cfg, "seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise ConfigError(f"seed={seed!r}: must be a non-negative integer")

@@ -58,10 +58,11 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     from hydra.utils import instantiate
 
     from catbrain.predictor import read_checkpoint
-    from catbrain.run import files, report, results, trainer
+    from catbrain.run import files, report, results
+    from catbrain.run.trainer import make_trainer, quiet_lightning
     from catbrain.validation import validate
 
-    trainer.quiet_lightning()
+    quiet_lightning()
     predictor = prepare(cfg, read_checkpoint(cfg.ckpt_path))
     validate(cfg)
     run_dir = Path(cfg.run_dir)
@@ -81,7 +82,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
         )
     task.predictor = predictor
     files.save_config(cfg, run_dir)
-    trainer = trainer.make_trainer(cfg, with_callbacks=False)
+    trainer = make_trainer(cfg, with_callbacks=False)
     trainer.test(task, datamodule=datamodule, verbose=False)
     # The closed form belongs to the training rows, which evaluation does not have: the training run reported it.
     metrics = results.collect_metrics(trainer, task, datamodule, closed_form_too=False)

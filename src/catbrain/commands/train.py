@@ -30,14 +30,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     from hydra.utils import instantiate
 
     from catbrain.predictor.contents import stored_overrides
-    from catbrain.run import files, report, results, tracking, trainer
+    from catbrain.run import files, tracking
     from catbrain.run.callbacks import RunRecord, TrainingClock
+    from catbrain.run.trainer import make_trainer, quiet_lightning, threads
     from catbrain.validation import validate
 
     validate(cfg)
     if cfg.ckpt_path:
         prepare_resume(cfg, read_checkpoint(cfg.ckpt_path))
-    trainer.quiet_lightning()
+    quiet_lightning()
     run_dir = Path(cfg.run_dir)
     for key in ("path", "train_path", "test_path"):  # so the run's config works from any directory
         if cfg.data.get(key):
@@ -49,55 +50,72 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         cfg.data.class_names = list(datamodule.class_names)
     task = instantiate(cfg.task)
     resolved = files.save_config(cfg, run_dir)
-    stored = stored_overrides(overrides or [])  # the run's own choices, never paths or hydra.*
     if cfg.ckpt_path:
         files.keep_earlier_csv_logs(run_dir)
-    trainer = trainer.make_trainer(cfg)
-    tracking.log_config(trainer, resolved)
+    lightning = make_trainer(cfg)
+    tracking.log_config(lightning, resolved)
     clock = TrainingClock()
-    trainer.callbacks.extend([clock, RunRecord(resolved, stored), *callbacks])
+    stored = stored_overrides(overrides or [])  # the run's own choices, never paths or hydra.*
+    lightning.callbacks.extend([clock, RunRecord(resolved, stored), *callbacks])
+    with threads(cfg.get("threads", "auto"), task.model):
+        metrics, history = fit_and_test(lightning, task, datamodule, cfg.ckpt_path, run_dir)
+    metrics.update({"train_seconds": clock.seconds})
+    if lightning.is_global_zero:  # one process writes and prints for all of them
+        command = launcher.shown_command(overrides)
+        report_run(cfg, lightning, task, datamodule, history, metrics, resolved, command)
+    return metrics
+
+
+def fit_and_test(
+    lightning: Any, task: Any, datamodule: Any, ckpt_path: str | None, run_dir: Path
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Fit, then test the best checkpoint (and on the shifted split, if any): the metrics, and the fit's history."""
+    from catbrain.run import results
 
     started = time.perf_counter()
     try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        lightning.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit:  # Lightning's answer to Ctrl-C: it has stopped cleanly and exits 1
-        if trainer.interrupted:
-            _interrupted(trainer, run_dir)
+        if lightning.interrupted:
+            _interrupted(lightning, run_dir)
         raise
     fit_seconds = time.perf_counter() - started
-    history = list(task.history)  # testing the best checkpoint below loads that checkpoint's (shorter) history
-
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
-
-    metrics = results.collect_metrics(trainer, task, datamodule)
+    history = list(task.history)  # testing the best checkpoint loads its own (shorter) history
+    best = lightning.checkpoint_callback.best_model_path if lightning.checkpoint_callback else ""
+    lightning.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
+    metrics = results.collect_metrics(lightning, task, datamodule)
     # The validation metrics of the tested weights (the checkpoint's own history ends with them):
     # what sweeps and searches choose by, so that the test data stays out of every choice.
     tested = next((entry for entry in reversed(task.history) if "val/loss" in entry), {})
     metrics.update({key: value for key, value in tested.items() if key.startswith("val/")})
-    metrics.update(results.test_shifted(trainer, task, datamodule))
-    metrics.update(
-        {
-            "fit_seconds": fit_seconds,
-            "train_seconds": clock.seconds,
-            "epochs": trainer.current_epoch,
-            "steps": trainer.global_step,
-        }
-    )
-    if trainer.is_global_zero:  # one process writes and prints for all of them
-        from catbrain.run import plots, report
+    metrics.update(results.test_shifted(lightning, task, datamodule))
+    epochs, steps = lightning.current_epoch, lightning.global_step
+    return metrics | {"fit_seconds": fit_seconds, "epochs": epochs, "steps": steps}, history
 
-        files.write_metrics(run_dir, metrics)
-        title = f"catbrain-train: {cfg.name}"
-        pictures = plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.plots else []
-        plots.log_pictures(trainer, pictures)
-        command = launcher.shown_command(overrides)
-        report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, command)
-        report.print_summary(title, metrics, datamodule.feature_names, run_dir)
-        tracking.log_metrics(trainer, metrics)
-        files = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures]
-        tracking.log_files(trainer, files, root=run_dir)
-    return metrics
+
+def report_run(
+    cfg: DictConfig,
+    lightning: Any,
+    task: Any,
+    datamodule: Any,
+    history: list[dict[str, float]],
+    metrics: dict[str, float],
+    resolved: dict[str, Any],
+    command: list[str] | None,
+) -> None:
+    """metrics.json, the pictures, report.md, the summary on the console, and the same to the trackers."""
+    from catbrain.run import files, plots, report, tracking
+
+    run_dir = Path(cfg.run_dir)
+    files.write_metrics(run_dir, metrics)
+    title = f"catbrain-train: {cfg.name}"
+    pictures = plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.plots else []
+    plots.log_pictures(lightning, pictures)
+    report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, command)
+    report.print_summary(title, metrics, datamodule.feature_names, run_dir)
+    tracking.log_metrics(lightning, metrics)
+    written = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures]
+    tracking.log_files(lightning, written, root=run_dir)
 
 
 def prepare_resume(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:

@@ -141,6 +141,13 @@ class Predictor(nn.Module):
         scale, shift = float(self.target_std), float(self.target_mean)
         return scale * weight / std, scale * (bias - (weight / std) @ mean) + shift
 
+    def linear_rule(self) -> tuple[torch.Tensor, float] | None:
+        """Weights and bias of a single-output linear model in raw feature and target units, else ``None``."""
+        raw = self.raw_linear()
+        if raw is None or len(raw[0]) != 1:
+            return None
+        return raw[0][0], float(raw[1][0])
+
 
 def _within(value: float, bounds: list[float] | None) -> bool:
     return bounds is None or bounds[0] <= value <= bounds[1]

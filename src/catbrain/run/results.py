@@ -12,7 +12,7 @@ def collect_metrics(trainer: Any, task: Any, datamodule: Any, closed_form_too: b
     ``closed_form_too=False`` leaves out the least-squares answer: evaluation has no training rows of its own.
     """
     metrics = split_metrics(trainer, task, datamodule, "test")
-    rule, teacher = task.linear_rule(), datamodule.teacher()
+    rule, teacher = task.predictor.linear_rule(), datamodule.teacher()
     names = datamodule.feature_names
     if rule is not None:
         metrics.update({f"weight/{name}": float(w) for name, w in zip(names, rule[0])})
@@ -70,10 +70,10 @@ def boundary_lines(task: Any) -> list[tuple[Any, float]] | None:
     if not class_names:
         return None
     if isinstance(model, ThresholdedLinear):
-        weights, bias = task.linear_rule()
+        weights, bias = task.predictor.linear_rule()
         return [(weights, float(t) - bias) for t in model.thresholds.detach().cpu().tolist()]
     if isinstance(model, Linear) and model.out_features == len(class_names) > 1:
-        weight, bias = task.raw_linear()  # logits in raw units: W x + b
+        weight, bias = task.predictor.raw_linear()  # logits in raw units: W x + b
         differences = weight[1:] - weight[:-1]
         return [(w, float(c)) for w, c in zip(differences, bias[:-1] - bias[1:])]
     return None

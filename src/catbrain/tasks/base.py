@@ -108,6 +108,16 @@ class Task(StepsPerCall, pl.LightningModule):
             names = self.predictor.feature_names
             self.predictor.feature_ranges = {name: [lo, hi] for name, lo, hi in zip(names, low, high)}
 
+    def standardised(self, values: torch.Tensor) -> torch.Tensor:
+        """Target-unit numbers in the units losses are computed in: the target standardised on the training split.
+
+        So a learning rate means the same whatever the target's scale (a temperature, a price in
+        thousands); metrics stay in the target's own units.
+        """
+        if self._scaling_is_identity:
+            return values
+        return (values - self.predictor.target_mean) / self.predictor.target_std
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """The model's output in the target's units (the scaling skipped while training when it is the identity)."""
         if self.training and self._scaling_is_identity:  # fixed for the whole fit: see on_train_start
@@ -148,7 +158,7 @@ class Task(StepsPerCall, pl.LightningModule):
         return self.take_steps(batch if isinstance(batch, list) else [batch], batch_idx)
 
     def on_train_start(self) -> None:
-        rule = self.linear_rule()
+        rule = self.predictor.linear_rule()
         if not self.history and rule is not None:  # where the weights start: the first point of their path
             names = self._feature_names(len(rule[0]))
             weights = {f"weight/{name}": float(w) for name, w in zip(names, rule[0])}
@@ -173,7 +183,7 @@ class Task(StepsPerCall, pl.LightningModule):
         if stage != "test" and not self.trainer.sanity_checking:
             entry = {"epoch": self.current_epoch, "step": self.global_step}
             entry |= {key: float(value) for key, value in values.items()}
-            rule = self.linear_rule() if stage == "val" else None
+            rule = self.predictor.linear_rule() if stage == "val" else None
             if rule is not None:  # where the weights are after each epoch, for the picture of their path
                 names = self._feature_names(len(rule[0]))
                 entry |= {f"weight/{name}": float(w) for name, w in zip(names, rule[0])} | {"bias": rule[1]}
@@ -236,14 +246,3 @@ class Task(StepsPerCall, pl.LightningModule):
                 (f"predictor.{key}" if key.startswith("model.") or key in SCALING else key): value
                 for key, value in state.items()
             }
-
-    def raw_linear(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``W (outputs, features)``, ``b (outputs,)`` of a linear model in raw feature and target units, or None."""
-        return self.predictor.raw_linear()
-
-    def linear_rule(self) -> tuple[torch.Tensor, float] | None:
-        """Weights and bias of a single-output linear model in raw feature units, else ``None``."""
-        raw = self.raw_linear()
-        if raw is None or len(raw[0]) != 1:
-            return None
-        return raw[0][0], float(raw[1][0])

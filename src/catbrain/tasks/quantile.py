@@ -59,7 +59,8 @@ class Coverage(Metric):
 
 
 class QuantileTask(Task):
-    """Pinball loss over ``quantiles``; ``pinball_loss``, ``coverage/<level>`` and the median's ``mae`` per epoch."""
+    """Pinball loss over ``quantiles`` (in standardised target units); ``pinball_loss`` (target units) and
+    ``coverage/<level>`` per epoch."""
 
     head_class = QuantileHead
 
@@ -84,7 +85,8 @@ class QuantileTask(Task):
     def loss(self, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if not batch[1].is_floating_point():
             raise TypeError("the quantile task needs numbers as targets, got class indices: use a numeric target")
-        return pinball_loss(self.head.quantiles(output), batch[1], self.level_tensor)
+        quantiles = self.standardised(self.head.quantiles(output))
+        return pinball_loss(quantiles, self.standardised(batch[1]), self.level_tensor)
 
     def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
         metrics.update(self.head.quantiles(output), batch[1])

@@ -12,7 +12,7 @@ from catbrain.tasks.base import Task
 
 
 class RegressionTask(Task):
-    """MSE loss; ``mse``, ``mae`` and ``r2`` per epoch."""
+    """MSE loss (in standardised target units); ``mse``, ``mae`` and ``r2`` per epoch (in the target's units)."""
 
     head_class = NumberHead
 
@@ -28,7 +28,7 @@ class RegressionTask(Task):
                 f"the {self.head.kind} task needs numbers as targets, got class indices: "
                 "use a numeric target (data.targets=[score] on the cat world)"
             )
-        return F.mse_loss(output, batch[1])
+        return F.mse_loss(self.standardised(output), self.standardised(batch[1]))
 
     def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
         metrics.update(output, batch[1])

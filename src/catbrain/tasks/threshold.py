@@ -14,7 +14,7 @@ from catbrain.tasks.base import OptimizerFactory, SchedulerFactory, Task
 
 
 class ThresholdTask(Task):
-    """Fits a :class:`ThresholdedLinear` score to threat-score targets (MSE).
+    """Fits a :class:`ThresholdedLinear` score to threat-score targets (MSE in standardised target units).
 
     Batches are ``(features, score)`` or ``(features, score, decision)``. Score metrics are
     ``mse``, ``mae``, ``r2``; ``decision_acc`` compares the thresholded prediction with the
@@ -60,7 +60,7 @@ class ThresholdTask(Task):
                 f"the {self.head.kind} task needs numbers as targets, got class indices: "
                 "use a numeric target (data.targets=[score] on the cat world)"
             )
-        return F.mse_loss(output, batch[1])
+        return F.mse_loss(self.standardised(output), self.standardised(batch[1]))
 
     def update_metrics(self, metrics: MetricCollection, output: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> None:
         decision = batch[2] if len(batch) > 2 else self.decide(batch[1])

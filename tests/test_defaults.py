@@ -1,0 +1,80 @@
+"""The defaults land on the answer: SGD at its default learning rate on every target scale, threads sized to the
+model. (Timings are benchmarks, in scripts/bench.py, never thresholds here.)"""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from catbrain.commands.data import main as write_data
+from catbrain.commands.train import train
+from catbrain.run.trainer import thread_count, threads
+from tests.conftest import compose_config
+
+QUIET = ["callbacks=[model_checkpoint,early_stopping]", "logger=none", "trainer.enable_progress_bar=false"]
+QUIET += ["plots=false"]
+
+
+@pytest.mark.parametrize("experiment", ["weather_3pm", "cat_threat"])
+def test_sgd_at_its_default_learning_rate_reaches_the_bayes_optimal_error(experiment, tmp_path):
+    """The loss is computed in standardised target units, so one learning rate suits a temperature and a score."""
+    metrics = train(compose_config([f"experiment={experiment}", "optimizer=sgd", *QUIET], tmp_path))
+    assert metrics["test/mse"] <= 1.02 * metrics["test/bayes_mse"]
+
+
+def test_sgd_at_its_default_learning_rate_fits_a_target_in_other_units_like_least_squares(tmp_path):
+    sklearn = pytest.importorskip("sklearn.linear_model", reason="the bench extra brings scikit-learn")
+    write_data(["experiment=weather_3pm", "data.n_train=8000", "data.n_val=10", "data.n_test=4000", f"out={tmp_path}"])
+    features = ["temp_today", "pressure", "humidity", "day_sin", "day_cos"]
+    tables = {}
+    for split in ("train", "test"):  # the temperature in millikelvin above 0 C: a target 1000 times larger
+        with open(tmp_path / f"{split}.csv") as file:
+            rows = list(csv.DictReader(file))
+        for row in rows:
+            row["temp_tomorrow"] = str(1000 * float(row["temp_tomorrow"]))
+        with open(tmp_path / f"{split}_mk.csv", "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        tables[split] = (
+            torch.tensor([[float(row[name]) for name in features] for row in rows], dtype=torch.float64),
+            torch.tensor([float(row["temp_tomorrow"]) for row in rows], dtype=torch.float64),
+        )
+    overrides = [
+        "experiment=weather_3pm",
+        "data=csv",
+        f"data.train_path={tmp_path / 'train_mk.csv'}",
+        f"data.test_path={tmp_path / 'test_mk.csv'}",
+        f"data.features=[{','.join(features)}]",
+        "data.target=temp_tomorrow",
+        "data.batch_size=256",
+        "optimizer=sgd",
+        *QUIET,
+    ]
+    metrics = train(compose_config(overrides, tmp_path / "run"))
+    (train_x, train_y), (test_x, test_y) = tables["train"], tables["test"]
+    fitted = sklearn.LinearRegression().fit(train_x.numpy(), train_y.numpy())
+    least_squares_mse = float(((torch.from_numpy(fitted.predict(test_x.numpy())) - test_y) ** 2).mean())
+    assert metrics["test/mse"] <= 1.02 * least_squares_mse
+
+
+def test_small_models_train_on_one_thread_and_the_process_gets_its_own_back():
+    before = torch.get_num_threads()
+    small, large = torch.nn.Linear(5, 1), torch.nn.Linear(1000, 1000)
+    assert thread_count("auto", small) == 1
+    assert thread_count("auto", large) == before
+    assert thread_count(3, small) == 3
+    with threads("auto", small) as used:
+        assert used == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_a_bad_thread_count_is_named_before_any_work(tmp_path):
+    from catbrain.errors import ConfigError
+    from catbrain.validation import validate
+
+    for value in (0, -2, "many"):
+        with pytest.raises(ConfigError, match=f"threads={value!r}: must be auto or a positive integer"):
+            validate(compose_config([f"threads={value}"], tmp_path))
