@@ -78,3 +78,48 @@ def test_a_bad_thread_count_is_named_before_any_work(tmp_path):
     for value in (0, -2, "many"):
         with pytest.raises(ConfigError, match=f"threads={value!r}: must be auto or a positive integer"):
             validate(compose_config([f"threads={value}"], tmp_path))
+
+
+def _least_squares(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    design = torch.cat([features.double(), torch.ones(len(features), 1, dtype=torch.float64)], dim=1)
+    return torch.linalg.lstsq(design, target.double().unsqueeze(1), driver="gelsd").solution.squeeze(1)
+
+
+def test_closed_form_lands_on_least_squares_for_the_books_fifteen_objects(tmp_path):
+    """The book's table: 15 objects, threat = hardness + sharpness - 1 (plus a little noise here)."""
+    generator = torch.Generator().manual_seed(0)
+    objects = torch.rand(15, 2, generator=generator)
+    threat = objects.sum(1) - 1 + 0.05 * torch.randn(15, generator=generator)
+    path = tmp_path / "objects.csv"
+    path.write_text(
+        "hardness,sharpness,threat\n"
+        + "".join(f"{h!r},{s!r},{t!r}\n" for (h, s), t in zip(objects.tolist(), threat.tolist()))
+    )
+    overrides = [
+        "experiment=weather_3pm", "data=csv", f"data.train_path={path}", f"data.test_path={path}",
+        "data.features=[hardness,sharpness]", "data.target=threat", "data.val_fraction=0", "optimizer=closed_form",
+        *QUIET,
+    ]  # fmt: skip
+    metrics = train(compose_config(overrides, tmp_path / "run"))
+    expected = _least_squares(objects, threat)
+    learned = [metrics["weight/hardness"], metrics["weight/sharpness"], metrics["bias"]]
+    assert learned == pytest.approx(expected.tolist(), abs=1e-6)
+    assert metrics["epochs"] == 1  # solved, then one epoch measured it
+
+
+@pytest.mark.parametrize("experiment", ["weather_3pm", "cat_threat"])
+def test_closed_form_is_the_reported_least_squares_answer_on_the_worlds(experiment, tmp_path):
+    metrics = train(compose_config([f"experiment={experiment}", "optimizer=closed_form", *QUIET], tmp_path))
+    for key in [k for k in metrics if k.startswith("closed_form_weight/")] + ["closed_form_bias"]:
+        learned = metrics[key.replace("closed_form_weight/", "weight/").replace("closed_form_bias", "bias")]
+        assert learned == pytest.approx(metrics[key], rel=1e-5, abs=1e-6), key
+    assert metrics["test/mse"] <= 1.01 * metrics["test/bayes_mse"]
+
+
+def test_closed_form_refuses_what_it_cannot_solve_before_any_work(tmp_path):
+    from catbrain.models import MLP
+    from catbrain.tasks import RegressionTask
+    from catbrain.tasks.closed_form import ClosedForm
+
+    with pytest.raises(ValueError, match="optimizer=closed_form needs a linear model with one output"):
+        RegressionTask(MLP(2), ClosedForm)

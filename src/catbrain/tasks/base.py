@@ -15,6 +15,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from catbrain.errors import DivergenceError
 from catbrain.predictor import Head, Predictor
 from catbrain.predictor.predictor import SCALING
+from catbrain.tasks.closed_form import ClosedForm, check_pairing, solve
 from catbrain.tasks.steps import StepsPerCall
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -23,17 +24,11 @@ STAGES = ("train", "val", "test")
 
 
 class Task(StepsPerCall, pl.LightningModule):
-    """Trains ``model`` on batches ``(features, target, ...)``.
+    """Trains ``model``, inside a :class:`Predictor` that holds its scaling, on batches ``(features, target, ...)``.
 
-    Features (and a numeric target) are standardised inside the task (``input_mean``,
-    ``input_std``, ``target_mean``, ``target_std``, fitted on the training split when the data
-    module offers them), so the checkpoint carries the scaling and a trained task always takes
-    raw features and predicts in the target's own units. Metrics are updated every call and
-    computed, logged and reset once per epoch; the step loss is logged about every
-    ``trainer.log_every_n_steps`` optimizer steps.
-
-    ``steps_per_call = K > 1`` takes K optimizer steps in each Lightning ``training_step``, on a
-    list of K batches from the loader (see :mod:`catbrain.tasks.steps`).
+    The scaling is fitted on the training split, so the checkpoint carries it. Metrics are updated every call,
+    computed once per epoch. ``steps_per_call = K > 1``: K optimizer steps per call (:mod:`catbrain.tasks.steps`);
+    ``optimizer=closed_form``: solved exactly, then measured for one epoch (:mod:`.closed_form`).
     """
 
     head_class: type[Head]  # what the model's output means; its ``target`` says what the task learns from
@@ -51,9 +46,9 @@ class Task(StepsPerCall, pl.LightningModule):
         self.steps_per_call = steps_per_call
         self.automatic_optimization = steps_per_call == 1
         self._last_logged_step: int | None = None
-        self._direct_steps = False
-        self._scaling_is_identity = False
+        self._direct_steps = self._scaling_is_identity = False
         self.predictor = Predictor(model, self.make_head(model))
+        check_pairing(optimizer, self.predictor)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         # Keyed "train_" etc.: nn.Module already has an attribute called "train".
@@ -200,8 +195,15 @@ class Task(StepsPerCall, pl.LightningModule):
         loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
         return getattr(loader, "split", "test")
 
+    def on_train_epoch_start(self) -> None:
+        if isinstance(self.optimizers(), ClosedForm) and self.current_epoch == 0:  # after the clock has started
+            train = self.trainer.datamodule.splits["train"]
+            solve(self, train["features"], train[self.trainer.datamodule.batch_keys[0]])
+
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        if isinstance(self.optimizers(), ClosedForm):  # the weights are the answer: one epoch measures them
+            self.trainer.should_stop = True
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
