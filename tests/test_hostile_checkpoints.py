@@ -58,6 +58,16 @@ def _overrides(*overrides):
 
 
 WEIGHT = "predictor.model.score_layer.weight"
+
+
+def _laughs() -> list:
+    """Ten million leaves from a few hundred bytes: one list shared ten times at each of seven levels."""
+    node: list = [0.0] * 10
+    for _ in range(6):
+        node = [node] * 10
+    return node
+
+
 CORPUS = {
     "model builtins.open": (
         _model("builtins.open", lambda v: {"file": str(v), "mode": "w"}),
@@ -92,8 +102,8 @@ CORPUS = {
     "override names a path": (_overrides("data.train_path={victim}"), "it stores the override"),
     "override escapes the config folder": (_overrides("experiment=../../../x"), "it stores the override"),
     "NaN weights": (_tensor(WEIGHT, lambda t: torch.full_like(t, float("nan"))), "NaN or infinite"),
-    "zero input_std": (_tensor("predictor.input_std", torch.zeros_like), "must be positive"),
-    "negative target_std": (_tensor("predictor.target_std", lambda t: -t), "must be positive"),
+    "zero input_std": (_tensor("predictor.input_std", torch.zeros_like), "must be at least"),
+    "negative target_std": (_tensor("predictor.target_std", lambda t: -t), "must be at least"),
     "thresholds out of order": (
         _tensor("predictor.model.thresholds", lambda t: t.flip(0)),
         "not strictly increasing",
@@ -111,6 +121,23 @@ CORPUS = {
         "is not a name",
     ),
     "head arguments that are not a mapping": (_set(("catbrain", "head"), ["approach"]), "must be mappings"),
+    "a mapping value that names a folder": (
+        _overrides("callbacks.last_checkpoint={{dirpath:'{victim.parent}/elsewhere'}}"),
+        "it stores the override",
+    ),
+    "no atomic checkpoint writer": (_overrides("trainer.plugins=[]"), "it stores the override"),
+    "escape codes in a replayed name": (_overrides("name=\x1b[31mowned"), "it stores the override"),
+    "too many overrides": (_overrides(*["data.n_train=64"] * 300), "at most 200"),
+    "a vanishing input_std": (_tensor("predictor.input_std", lambda t: torch.full_like(t, 1e-45)), "at least"),
+    "weights beyond float32": (
+        _tensor(WEIGHT, lambda t: torch.full(t.shape, 1e300, dtype=torch.float64)),
+        "NaN or infinite values (as torch.float32)",
+    ),
+    "sparse weights": (_tensor(WEIGHT, lambda t: t.to_sparse()), "not a dense tensor"),
+    "shared references that multiply": (
+        _set(("catbrain", "feature_ranges"), lambda v: {"hardness": _laughs()}),
+        "values",
+    ),
     "feature ranges of no feature": (_set(("catbrain", "feature_ranges"), {"other": [0, 1]}), "feature_ranges"),
     "not a catbrain checkpoint": (lambda checkpoint, victim: checkpoint.pop("catbrain"), "not a catbrain checkpoint"),
 }
@@ -209,3 +236,50 @@ def test_a_model_of_your_own_loads_only_when_your_command_names_it(trained, tmp_
     )
     assert code in (0, None), err
     assert "->" in out
+
+
+def _loops(checkpoint: dict, victim: Path) -> None:
+    checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] = -20
+
+
+def _weight_decay(checkpoint: dict, victim: Path) -> None:
+    checkpoint["optimizer_states"][0]["param_groups"][0]["weight_decay"] = -1e4
+
+
+def _expanded(checkpoint: dict, victim: Path) -> None:
+    for state in checkpoint["callbacks"].values():
+        if "best_model_score" in state:
+            state["best_model_score"] = torch.tensor([1.0]).expand(8000, 8000)
+
+
+RESUME_CORPUS = {
+    "nothing (the control: it resumes)": (lambda checkpoint, victim: None, None),
+    "a loop at a negative epoch": (_loops, "not negative"),
+    "a negative weight decay": (_weight_decay, "not negative"),
+    "a tiny tensor expanded to millions in callback state": (_expanded, "holds a tensor of 64000000 values"),
+    "a made-up Lightning version": (_set(("pytorch-lightning_version",), "garbage!"), "pytorch-lightning_version"),
+    "words in the learning curves": (_set(("catbrain_history",), [{"val/loss": "low"}]), "catbrain_history"),
+}
+
+
+@pytest.mark.parametrize("name", list(RESUME_CORPUS))
+def test_a_resume_refuses_state_a_run_would_not_write(trained, name, tmp_path, capsys, monkeypatch):
+    """Lightning restores loops, optimizer and callback state as they are: each is checked before it can."""
+    tamper, message = RESUME_CORPUS[name]
+    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    for state in checkpoint["callbacks"].values():  # as if the run had been here: only the tampering is wrong
+        for key in [key for key in state if key.endswith("_path") and state[key]]:
+            state[key] = str(folder / Path(state[key]).name)
+        if "best_k_models" in state:
+            state["best_k_models"] = {str(folder / Path(k).name): v for k, v in state["best_k_models"].items()}
+    tamper(checkpoint, tmp_path / "victim.txt")
+    torch.save(checkpoint, folder / "last.ckpt")
+    before = _files(tmp_path)
+    code, err = _run("train", folder / "last.ckpt", tmp_path, capsys, monkeypatch)
+    if message is None:
+        assert code in (0, None), err
+        return
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert _files(tmp_path) == before

@@ -102,3 +102,13 @@ def test_rows_of_the_wrong_width_are_refused_naming_the_shapes():
     for rows in ([[1.0, 2.0, 3.0, 4.0]], [1.0, 2.0, 3.0], [[[1.0, 2.0]]]):
         with pytest.raises(ValueError, match=r"the model takes \(n, 2\) rows of hardness, sharpness"):
             predictor.predict(rows)
+
+
+def test_an_answer_that_is_not_a_finite_number_is_refused_naming_the_row():
+    from catbrain.errors import UsageError
+
+    predictor = Predictor(Linear(2), NumberHead(), ["hardness", "sharpness"])
+    with torch.no_grad():
+        predictor.model.layer.weight.fill_(10.0)
+    with pytest.raises(UsageError, match="row 2: the model's answer is not a finite number"):
+        predictor.predict([[0.5, 0.5], [3.4e38, 3.4e38]])

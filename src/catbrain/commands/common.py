@@ -12,7 +12,9 @@ from catbrain.errors import UsageError, explain
 
 
 def fail(prog: str, message: str, code: int = 2) -> NoReturn:
-    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    """One line on stderr, control characters shown escaped (a message may quote a hostile file), then exit."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(str(message).split()))
+    print(f"{prog}: error: {text}", file=sys.stderr)
     sys.exit(code)
 
 

@@ -119,18 +119,14 @@ def report_run(
 
 
 def prepare_resume(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
-    """A resume's pre-flight: the checkpoint's model is the one the config builds, its tensors are sound, and the
-    paths its callbacks remember (best checkpoints, which a later save may delete) lie in its own folder."""
-    from catbrain.errors import CheckpointError
+    """A resume's pre-flight: the checkpoint's model is the one the config builds, its tensors are sound, and what
+    Lightning restores (loops, optimizer, callback state) looks like a run of catbrain wrote it."""
     from catbrain.predictor.checkpoint import predictor_from, refusing
+    from catbrain.run.resume_state import check_resume_state
 
-    folder = Path(cfg.ckpt_path).resolve().parent
     with refusing(cfg.ckpt_path):
         predictor_from(checkpoint, trusted=(str(cfg.model.get("_target_")),))
-        for name, state in (checkpoint.get("callbacks") or {}).items():
-            for path in _remembered_paths(state):
-                if path and Path(path).resolve().parent != folder:
-                    raise CheckpointError(f"its callback {str(name)[:60]} remembers {path[:80]!r}, outside {folder}")
+        check_resume_state(checkpoint, Path(cfg.ckpt_path).resolve().parent)
     data = cfg.get("data") or {}
     if data.get("_target_") == "catbrain.data.CsvDataModule" and not any(
         data.get(key) for key in ("path", "train_path", "test_path")
@@ -139,15 +135,6 @@ def prepare_resume(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
             "resuming a run on your own data: give its files again (data.path=... or data.train_path=..., "
             "as in the run's config.yaml); a checkpoint never names paths"
         )
-
-
-def _remembered_paths(state: Any) -> list[str]:
-    """The file paths a callback's state holds (ModelCheckpoint's best and last checkpoints)."""
-    if not isinstance(state, dict):
-        return []
-    paths = [value for key, value in state.items() if str(key).endswith("_path") and isinstance(value, str)]
-    best = state.get("best_k_models")
-    return paths + ([str(key) for key in best] if isinstance(best, dict) else [])
 
 
 def _interrupted(trainer: Any, run_dir: Path) -> None:

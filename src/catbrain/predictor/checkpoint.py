@@ -26,6 +26,7 @@ from catbrain.predictor.contents import describe
 from catbrain.predictor.heads import HEADS, Head
 from catbrain.predictor.predictor import SCALING, Predictor
 
+MIN_STD = 5e-9  # half the floor (1e-8) the data modules clamp a fitted standard deviation to
 KNOWN_MODELS = ("catbrain.models.Linear", "catbrain.models.MLP", "catbrain.models.ThresholdedLinear")
 
 
@@ -101,33 +102,40 @@ def build_head(kind: str, arguments: dict[str, Any]) -> Head:
 
 def predictor_state(state: dict[str, Any]) -> dict[str, Any]:
     """The predictor's tensors out of a task's state dict (``predictor.*``; older files: ``model.*`` and scaling)."""
-    if any(isinstance(key, str) and key.startswith("predictor.") for key in state):
+    if not all(isinstance(key, str) for key in state):
+        raise CheckpointError("the stored weights are named by something other than text")
+    if any(key.startswith("predictor.") for key in state):
         return {key.removeprefix("predictor."): value for key, value in state.items() if key.startswith("predictor.")}
     return {key: value for key, value in state.items() if key.startswith("model.") or key in SCALING}
 
 
-def check_state(expected: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
-    """The stored tensors are the ones the predictor has, in shape and kind of dtype, and finite."""
+def checked_state(expected: dict[str, torch.Tensor], state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The stored tensors, in the predictor's dtypes, once they are the ones it has (names, shapes, kinds of
+    dtype), dense, finite after the cast, and scaled by deviations no smaller than the data modules fit."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise CheckpointError(
             f"the stored weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
+    cast = {}
     for key, want in expected.items():
         got = state[key]
-        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(want.shape):
-            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise CheckpointError(f"the stored {key} has shape {shape}; the model needs {tuple(want.shape)}")
+        if not isinstance(got, torch.Tensor) or got.layout != torch.strided or got.is_meta:
+            raise CheckpointError(f"the stored {key} is not a dense tensor")
+        if tuple(got.shape) != tuple(want.shape):
+            raise CheckpointError(f"the stored {key} has shape {tuple(got.shape)}; the model needs {tuple(want.shape)}")
         if want.is_floating_point() != got.is_floating_point() or (
             not want.is_floating_point() and got.dtype != want.dtype
         ):
             raise CheckpointError(f"the stored {key} is {got.dtype}; the model needs {want.dtype}")
-        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
-            raise CheckpointError(f"the stored {key} holds NaN or infinite values")
+        cast[key] = got.to(want.dtype)
+        if cast[key].is_floating_point() and not bool(torch.isfinite(cast[key]).all()):
+            raise CheckpointError(f"the stored {key} holds NaN or infinite values (as {want.dtype})")
     for key in ("input_std", "target_std"):
-        if not bool((state[key] > 0).all()):
-            raise CheckpointError(f"the stored {key} must be positive: it divides or scales every prediction")
+        if not bool((cast[key] >= MIN_STD).all()):
+            raise CheckpointError(f"the stored {key} must be at least {MIN_STD:g}: it divides or scales every answer")
+    return cast
 
 
 def load_predictor(path: str | os.PathLike, trusted: tuple[str, ...] = ()) -> Predictor:
@@ -161,13 +169,13 @@ def predictor_from(checkpoint: dict[str, Any], trusted: tuple[str, ...] = ()) ->
     expected = {f"model.{key}": value for key, value in blueprint.state_dict().items()}
     expected.update({name: torch.empty(()) for name in ("target_mean", "target_std")})
     expected.update({name: torch.empty(blueprint.in_features) for name in ("input_mean", "input_std")})
-    check_state(expected, state)
+    state = checked_state(expected, state)
     model = model_class(description["model_class"], trusted)(**description["model_arguments"])
     try:
         predictor = Predictor(
             model, head, description["feature_names"], description["target_name"], description["feature_ranges"]
         )
-        predictor.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
+        predictor.load_state_dict(state)
     except (ValueError, RuntimeError) as error:
         raise CheckpointError(" ".join(str(error).split())[:300]) from None
     thresholds = getattr(model, "thresholds", None)

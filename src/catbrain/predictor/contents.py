@@ -17,18 +17,13 @@ from catbrain.predictor.heads import HEADS, ClassHead
 # What a run's stored overrides may set when replayed by eval or a resume: its own data, model and task
 # choices and the training settings; never hydra.*, never a key that names a path, never an object spec.
 REPLAYED_ROOTS = ("experiment", "data", "model", "task", "optimizer", "scheduler", "trainer", "callbacks", "logger")
-
-
 REPLAYED_VALUES = ("seed", "name", "plots")
-
-
-PATH_WORDS = ("path", "dir", "file", "uri", "url", "root", "save")
-
-
+# Key words that name a place to write or read, or objects to build: never taken from a file.
+REFUSED_WORDS = ("path", "dir", "file", "uri", "url", "root", "save", "plugins")
 OBJECT_SPECS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_", "${")
-
-
 MAX_NAME = 200
+MAX_OVERRIDES = 200
+MAX_VALUES = 100_000  # plain values in one stored structure: a file of shared references cannot blow up a copy
 
 
 def replayable(override: str) -> bool:
@@ -40,7 +35,12 @@ def replayable(override: str) -> bool:
         not (separator or deletion)
         or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key)
         or any(spec in value for spec in OBJECT_SPECS)
+        or not value.isprintable()
     ):
+        return False
+    # Keys inside a mapping value ({dirpath: ...}) are keys too.
+    inner = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*:", value)
+    if any(name.startswith("_") or any(word in name.lower() for word in REFUSED_WORDS) for name in inner):
         return False
     parts = key.split(".")
     if parts[0] in REPLAYED_VALUES:
@@ -49,7 +49,7 @@ def replayable(override: str) -> bool:
         return False
     if len(parts) == 1:  # a group's option (or options): names, not paths
         return re.fullmatch(r"\[?[A-Za-z0-9_\-, ]*\]?", value) is not None
-    return parts[0] != "logger" and not any(word in part.lower() for part in parts[1:] for word in PATH_WORDS)
+    return parts[0] != "logger" and not any(word in part.lower() for part in parts[1:] for word in REFUSED_WORDS)
 
 
 def stored_overrides(overrides: list[str]) -> list[str]:
@@ -60,17 +60,22 @@ def stored_overrides(overrides: list[str]) -> list[str]:
     return [o for o in overrides if replayable(o) and not o.partition("=")[0].lstrip("+~").startswith(parents)]
 
 
-def _plain(value: Any, where: str) -> Any:
-    """``value`` if it is made of numbers, strings, booleans, None, lists and string-keyed dicts; no object specs."""
+def _plain(value: Any, where: str, budget: list[int] | None = None) -> Any:
+    """``value`` if it is made of numbers, strings, booleans, None, lists and string-keyed dicts (no object specs),
+    of at most ``MAX_VALUES`` values in all."""
+    budget = [MAX_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise CheckpointError(f"{where} holds more than {MAX_VALUES} values")
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [_plain(item, f"{where}[{i}]", budget) for i, item in enumerate(value)]
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, str) or key.startswith("_"):
                 raise CheckpointError(f"{where} holds the key {key!r}: a checkpoint may hold values, not object specs")
-        return {key: _plain(item, f"{where}.{key}") for key, item in value.items()}
+        return {key: _plain(item, f"{where}.{key}", budget) for key, item in value.items()}
     raise CheckpointError(f"{where} holds a {type(value).__name__}: a checkpoint may hold plain values only")
 
 
@@ -127,7 +132,8 @@ def describe(checkpoint: dict[str, Any]) -> dict[str, Any]:
     }
     for name, bounds in description["feature_ranges"].items():
         if name not in description["feature_names"] or not _is_range(bounds):
-            raise CheckpointError(f"feature_ranges[{name[:40]!r}]={str(bounds)[:60]}: must be [low, high] of a feature")
+            shown = str(bounds)[:60]
+            raise CheckpointError(f"feature_ranges[{name[:40]!r}]={shown!r}: must be [low, high] of a feature")
     return description
 
 
@@ -136,6 +142,8 @@ def _overrides(overrides: Any, written_as: Any) -> list[str]:
     (files from before overrides were filtered when saved keep their replayable ones)."""
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise CheckpointError("the stored overrides must be a list of key=value texts")
+    if len(overrides) > MAX_OVERRIDES:
+        raise CheckpointError(f"it stores {len(overrides)} overrides; a run stores at most {MAX_OVERRIDES}")
     refused = [o for o in overrides if not replayable(o)]
     if refused and written_as != 1:
         raise CheckpointError(

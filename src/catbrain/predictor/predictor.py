@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from catbrain.errors import UsageError
 from catbrain.predictor.heads import Head
 
 SCALING = ("input_mean", "input_std", "target_mean", "target_std")  # the standardisation fitted on training data
@@ -105,7 +106,15 @@ class Predictor(nn.Module):
                 + (f" of {names}" if names else "")
             )
         with torch.no_grad():
-            answers = self.head.answers(self.outputs(features.to(self.input_mean.device)), self.model)
+            outputs = self.outputs(features.to(self.input_mean.device))
+        for output in outputs:  # never a silent inf or NaN answer
+            if output.is_floating_point() and not bool(torch.isfinite(output).all()):
+                bad = (~torch.isfinite(output.reshape(len(output), -1))).any(1).nonzero().flatten()
+                rows_named = ", ".join(str(int(row) + 1) for row in bad[:5])
+                raise UsageError(
+                    f"row {rows_named}: the model's answer is not a finite number (inputs out of its reach)"
+                )
+        answers = self.head.answers(outputs, self.model)
         names = self.feature_names or [str(i) for i in range(self.in_features)]
         for row, answer in zip(features.tolist(), answers):
             outside = [name for name, value in zip(names, row) if not _within(value, self.feature_ranges.get(name))]
