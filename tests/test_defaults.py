@@ -123,3 +123,20 @@ def test_closed_form_refuses_what_it_cannot_solve_before_any_work(tmp_path):
 
     with pytest.raises(ValueError, match="optimizer=closed_form needs a linear model with one output"):
         RegressionTask(MLP(2), ClosedForm)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_a_classifier_on_your_own_file_takes_its_size_from_the_classes_found(model, tmp_path):
+    """No model.out_features to type: the model has one output per class the file holds, and the summary
+    is titled by the file."""
+    write_data(["experiment=cat_softmax", "data.n_train=600", "data.n_val=10", "data.n_test=300", f"out={tmp_path}"])
+    overrides = [
+        "data=csv", f"data.train_path={tmp_path / 'train.csv'}", f"data.test_path={tmp_path / 'test.csv'}",
+        "data.features=[hardness,sharpness]", "data.target=decision", "data.task=classification",
+        "task=classification", f"model={model}", "trainer.max_epochs=3", *QUIET,
+    ]  # fmt: skip
+    metrics = train(compose_config(overrides, tmp_path / "run"))
+    assert metrics["test/acc"] > 0.6  # three classes: chance is about 0.33
+    assert (
+        (tmp_path / "run" / "report.md").read_text().startswith("# catbrain-train: train.csv (experiment cat_threat)\n")
+    )

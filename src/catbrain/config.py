@@ -41,11 +41,30 @@ def compose_config(
     return compose(config_name, overrides)
 
 
+def model_outputs(*, _root_: DictConfig) -> int:
+    """``${outputs:}``: how many outputs the configured task's model needs: one per class for a softmax
+    classifier, one per quantile for a quantile regressor, else one. One source of truth: the data's
+    classes and the task's quantiles, never typed twice."""
+    from hydra.utils import get_object
+
+    task = _root_.get("task") or {}
+    head = getattr(get_object(task["_target_"]), "head_class", None) if task.get("_target_") else None
+    kind = getattr(head, "kind", None)
+    if kind == "classification":
+        return len(task.class_names)
+    if kind == "quantile":
+        return len(task.quantiles)
+    return 1
+
+
 def register_resolvers() -> None:
-    """``${len:list}`` and ``${neg:number}``, so counts and thresholds flow from the data config;
+    """``${outputs:}`` (see :func:`model_outputs`), ``${len:list}`` and ``${neg:number}``, so counts and
+    thresholds flow from the data and task configs;
     ``${pid:}``, the process id, so that runs started in the same second get their own directories (cached with
     the config, as Hydra caches ``${now:}``, so that a sweep's jobs in other processes share their launcher's);
     ``${cwd:}``, the working directory, for paths that must be absolute (also outside a Hydra app), cached alike."""
+    if not OmegaConf.has_resolver("outputs"):
+        OmegaConf.register_new_resolver("outputs", model_outputs)
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda items: len(items))
     if not OmegaConf.has_resolver("neg"):

@@ -57,8 +57,9 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from catbrain.commands.train import run_title
     from catbrain.predictor import read_checkpoint
-    from catbrain.run import files, report, results
+    from catbrain.run import files, plots, report, results
     from catbrain.run.trainer import make_trainer, quiet_lightning
     from catbrain.validation import validate
 
@@ -88,9 +89,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     metrics = results.collect_metrics(trainer, task, datamodule, closed_form_too=False)
     metrics.update(results.test_shifted(trainer, task, datamodule))
     files.write_metrics(run_dir, metrics)
-    title = f"catbrain-eval: {cfg.name}"
-    from catbrain.run import plots
-
+    title = f"catbrain-eval: {run_title(cfg)}"
     pictures = plots.draw_run(task, datamodule, [], run_dir, cfg.name, metrics) if cfg.plots else []
     resolved = OmegaConf.to_container(cfg, resolve=True)
     report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)

@@ -108,7 +108,7 @@ def report_run(
 
     run_dir = Path(cfg.run_dir)
     files.write_metrics(run_dir, metrics)
-    title = f"catbrain-train: {cfg.name}"
+    title = f"catbrain-train: {run_title(cfg)}"
     pictures = plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.plots else []
     plots.log_pictures(lightning, pictures)
     report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, command)
@@ -135,6 +135,13 @@ def prepare_resume(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
             "resuming a run on your own data: give its files again (data.path=... or data.train_path=..., "
             "as in the run's config.yaml); a checkpoint never names paths"
         )
+
+
+def run_title(cfg: DictConfig) -> str:
+    """What a summary is titled: the experiment, or for your own data the file (and the experiment whose
+    settings the run took), so a CSV run is not mistaken for the world's."""
+    files = [cfg.data.get(key) for key in ("path", "train_path", "test_path") if cfg.data.get(key)]
+    return f"{Path(files[0]).name} (experiment {cfg.name})" if files else str(cfg.name)
 
 
 def _interrupted(trainer: Any, run_dir: Path) -> None:
