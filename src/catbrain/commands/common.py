@@ -18,6 +18,18 @@ def fail(prog: str, message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def command_line(argv: Sequence[str] | None, help_text: str) -> list[str] | None:
+    """A plain command's arguments (``sys.argv`` when run as a command, quiet on a closed pipe); ``None`` once
+    ``-h``/``--help`` has printed ``help_text``."""
+    if argv is None:
+        die_quietly_on_broken_pipe()
+        argv = sys.argv[1:]
+    if any(argument in ("-h", "--help") for argument in argv):
+        print(help_text)
+        return None
+    return list(argv)
+
+
 def key_value_arguments(argv: Sequence[str], allowed: Mapping[str, str]) -> dict[str, str]:
     """``key=value`` command-line arguments, each key one of ``allowed`` (name -> what it means)."""
     arguments: dict[str, str] = {}

@@ -10,7 +10,6 @@ as class names), exactly the rows a training run with the same overrides would d
 from __future__ import annotations
 
 import csv
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,11 +43,8 @@ def write_splits(datamodule, out: Path) -> dict[str, Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = common.command_line(argv, __doc__.strip())
     if argv is None:
-        common.die_quietly_on_broken_pipe()
-        argv = sys.argv[1:]
-    if any(argument in ("-h", "--help") for argument in argv):
-        print(__doc__.strip())
         return
     with common.errors_as_one_line(PROG):
         outs = [a.split("=", 1)[1] for a in argv if a.startswith("out=")]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,10 +197,8 @@ def export(ckpt_path: str, export_format: str, out: str | None = None, trust_mod
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    if argv is None:  # run as a command
-        argv = sys.argv[1:]
-    if any(argument in ("-h", "--help") for argument in argv):
-        print(usage())
+    argv = common.command_line(argv, usage())
+    if argv is None:
         return
     with errors_as_one_line(PROG):
         arguments = parse_arguments(argv)

@@ -13,12 +13,11 @@ catbrain's models (or the one ``trust_model`` names) from plain values, every te
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from catbrain.commands import common
-from catbrain.commands.common import die_quietly_on_broken_pipe, errors_as_one_line
+from catbrain.commands.common import errors_as_one_line
 from catbrain.data.table import parse_number, read_columns
 from catbrain.errors import UsageError
 
@@ -107,11 +106,8 @@ def format_text(predictor: Predictor, rows: list[list[float]], answers: list[dic
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    if argv is None:  # run as a command
-        die_quietly_on_broken_pipe()
-        argv = sys.argv[1:]
-    if any(argument in ("-h", "--help") for argument in argv):
-        print(usage())
+    argv = common.command_line(argv, usage())
+    if argv is None:
         return
     with errors_as_one_line(PROG):
         arguments = parse_arguments(argv)
