@@ -325,9 +325,14 @@ def memory(args: argparse.Namespace) -> dict:
         "callbacks=model_checkpoint",
     ]
 
-    code = MEMORY_CHILD.format(src=str(ROOT / "src"), train=True, overrides=overrides)
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    baseline, training = (int(value) for value in output.strip().splitlines()[-1].split())
+    def peak(extra: list[str]) -> tuple[int, int]:
+        code = MEMORY_CHILD.format(src=str(ROOT / "src"), train=True, overrides=overrides + extra)
+        output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        baseline, training = (int(value) for value in output.strip().splitlines()[-1].split())
+        return baseline, training
+
+    baseline, training = peak([])
+    closed_baseline, closed_peak = peak(["optimizer=closed_form"])
     dataset_bytes = n * (2 + 1) * 4  # float32 features and target of the training split
     result = {
         "rows": n,
@@ -336,6 +341,10 @@ def memory(args: argparse.Namespace) -> dict:
         "dataset_bytes": dataset_bytes,
         "goal_bytes": baseline + 2 * dataset_bytes,
         "over_baseline_in_datasets": (training - baseline) / dataset_bytes,
+        # optimizer=closed_form: the normal equations summed over chunks; goal: 1.2 x (baseline + data)
+        "closed_form_baseline_bytes": closed_baseline,
+        "closed_form_peak_bytes": closed_peak,
+        "closed_form_over_baseline_plus_data": closed_peak / (closed_baseline + dataset_bytes),
     }
     print(f"  memory: {result}", file=sys.stderr)
     return result
@@ -462,6 +471,10 @@ def markdown(report: dict) -> str:
             f"import baseline {m['import_baseline_bytes'] / mib:,.0f} MiB; "
             f"dataset {m['dataset_bytes'] / mib:,.0f} MiB; "
             f"goal {m['goal_bytes'] / mib:,.0f} MiB ({m['over_baseline_in_datasets']:.2f} datasets over the baseline).",
+            "",
+            f"Memory, `optimizer=closed_form` on the same rows: peak RSS {m['closed_form_peak_bytes'] / mib:,.0f} MiB, "
+            f"{m['closed_form_over_baseline_plus_data']:.2f}x the import baseline "
+            f"({m['closed_form_baseline_bytes'] / mib:,.0f} MiB) plus the data (goal: at most 1.2x).",
             "",
         ]
     if "startup" in report:

@@ -140,3 +140,51 @@ def test_a_classifier_on_your_own_file_takes_its_size_from_the_classes_found(mod
     assert (
         (tmp_path / "run" / "report.md").read_text().startswith("# catbrain-train: train.csv (experiment cat_threat)\n")
     )
+
+
+@pytest.mark.parametrize(
+    "overrides, task, model",
+    [
+        (["data.task=classification", "model=linear"], "ClassificationTask", "Linear"),
+        (["data.task=classification", "model=mlp"], "ClassificationTask", "MLP"),
+        (["data.task=classification"], "ClassificationTask", "Linear"),  # a ThresholdedLinear cannot classify
+        (["model=linear"], "RegressionTask", "Linear"),  # the threshold task needs a ThresholdedLinear
+        (["model=mlp"], "RegressionTask", "MLP"),
+        ([], "ThresholdTask", "ThresholdedLinear"),  # a score, thresholded: the README's own-data threshold recipe
+        (["data.task=classification", "task=ordinal"], "OrdinalTask", "ThresholdedLinear"),  # named: kept
+        (["experiment=weather_3pm", "data.task=classification"], "ClassificationTask", "Linear"),
+        (["experiment=cat_softmax"], "ClassificationTask", "Linear"),  # no data.task: the data follows the task
+        (["experiment=cat_ordinal", "model=mlp"], "ClassificationTask", "MLP"),
+    ],
+)
+def test_the_task_follows_the_data_unless_one_is_named(overrides, task, model, tmp_path):
+    cfg = compose_config(["data=csv", "data.features=[a,b]", "data.target=y", *overrides], tmp_path)
+    assert cfg.task._target_.rsplit(".", 1)[1] == task
+    assert cfg.model._target_.rsplit(".", 1)[1] == model
+
+
+def test_a_world_keeps_its_experiments_task(tmp_path):
+    for experiment, task in [("cat_threat", "ThresholdTask"), ("cat_softmax", "ClassificationTask")]:
+        cfg = compose_config([f"experiment={experiment}"], tmp_path)
+        assert cfg.task._target_.endswith(task)
+
+
+def test_train_on_a_labelled_file_with_model_linear_and_no_further_key(tmp_path):
+    """The issue's own words: ``data=csv data.task=classification model=linear`` trains a classifier, from the
+    command line (the launcher's check and the run compose the same config), and stores the task it chose."""
+    import json
+
+    from tests.conftest import run_cli
+
+    write_data(["experiment=cat_softmax", "data.n_train=300", "data.n_val=10", "data.n_test=100", f"out={tmp_path}"])
+    result = run_cli(
+        "catbrain-train", "data=csv", f"data.train_path={tmp_path / 'train.csv'}",
+        f"data.test_path={tmp_path / 'test.csv'}", "data.features=[hardness,sharpness]", "data.target=decision",
+        "data.task=classification", "model=linear", "trainer.max_epochs=2", "plots=false", "hydra.run.dir=run",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "test/acc" in metrics
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert "task=classification" in checkpoint["catbrain"]["overrides"]

@@ -20,11 +20,56 @@ def config_dir() -> str:
 
 def compose(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
     """Compose ``config_name`` with ``overrides`` as the command's Hydra app would: the one composition."""
+    return compose_following(config_name, overrides)[0]
+
+
+def compose_following(config_name: str = "train", overrides: list[str] | None = None) -> tuple[DictConfig, list[str]]:
+    """The composed config, and the overrides added so that the task and model follow the data (see
+    :func:`following_the_data`), which a Hydra app must be given too."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    overrides = list(overrides or [])
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return hydra_compose(config_name, overrides=list(overrides or []))
+        cfg = hydra_compose(config_name, overrides=overrides)
+        added = following_the_data(cfg, overrides) if config_name == "train" else []
+        return (hydra_compose(config_name, overrides=overrides + added) if added else cfg), added
+
+
+def following_the_data(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """``task=...`` (and ``model=linear``) when the data says what it holds and the command names no task.
+
+    Your own data says whether its target is a number or a label (``data.task``); the experiment's task
+    may learn the other (``data=csv data.task=classification`` on the default experiment, whose
+    threshold task learns a score), or need a model the command replaced (``model=linear`` on the
+    threshold task). Unless the command names a task, the task becomes the data's (a regression when
+    ``data.task`` is not given), and a ``ThresholdedLinear`` it cannot use, unless named, a ``Linear``.
+    Without ``data.task`` the data follows the task instead (``${target_kind:}``).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.utils import get_object
+
+    named = {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides)}
+    data, task, model = (cfg.get(node) or {} for node in ("data", "task", "model"))
+    try:  # unless given, data.task follows the task (${target_kind:}): then only the model may not fit
+        kind = data.get("task") if isinstance(data, DictConfig) else None
+    except Exception:
+        return []  # named by validation in one line
+    if "task" in named or kind not in ("regression", "classification") or not task.get("_target_"):
+        return []
+    try:
+        task_class = get_object(task["_target_"])
+        model_class = get_object(model["_target_"]) if model.get("_target_") else None
+    except Exception:
+        return []  # named by validation in one line
+    head = getattr(task_class, "head_class", None)
+    fits_data = head is None or head.target == ("class" if kind == "classification" else "number")
+    wanted = getattr(task_class, "model_class", object)
+    fits_model = model_class is None or not isinstance(model_class, type) or issubclass(model_class, wanted)
+    if fits_data and fits_model:
+        return []
+    threshold = isinstance(model_class, type) and model_class.__name__ == "ThresholdedLinear"
+    return [f"task={kind}"] + (["model=linear"] if "model" not in named and threshold else [])
 
 
 def compose_config(
@@ -57,14 +102,26 @@ def model_outputs(*, _root_: DictConfig) -> int:
     return 1
 
 
+def target_kind(*, _root_: DictConfig) -> str:
+    """``${target_kind:}``: ``classification`` when the configured task learns from labels, else ``regression``:
+    what a CSV's target column holds unless ``data.task`` says (then the task follows it instead)."""
+    from hydra.utils import get_object
+
+    task = _root_.get("task") or {}
+    head = getattr(get_object(task["_target_"]), "head_class", None) if task.get("_target_") else None
+    return "classification" if getattr(head, "target", None) == "class" else "regression"
+
+
 def register_resolvers() -> None:
-    """``${outputs:}`` (see :func:`model_outputs`), ``${len:list}`` and ``${neg:number}``, so counts and
-    thresholds flow from the data and task configs;
+    """``${outputs:}`` (see :func:`model_outputs`), ``${target_kind:}`` (:func:`target_kind`), ``${len:list}``
+    and ``${neg:number}``, so counts and thresholds flow from the data and task configs;
     ``${pid:}``, the process id, so that runs started in the same second get their own directories (cached with
     the config, as Hydra caches ``${now:}``, so that a sweep's jobs in other processes share their launcher's);
     ``${cwd:}``, the working directory, for paths that must be absolute (also outside a Hydra app), cached alike."""
     if not OmegaConf.has_resolver("outputs"):
         OmegaConf.register_new_resolver("outputs", model_outputs)
+    if not OmegaConf.has_resolver("target_kind"):
+        OmegaConf.register_new_resolver("target_kind", target_kind)
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda items: len(items))
     if not OmegaConf.has_resolver("neg"):

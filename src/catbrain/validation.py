@@ -192,6 +192,16 @@ def check_signatures(cfg: DictConfig) -> int:
     return checked
 
 
+def check_arguments(cfg: DictConfig) -> None:
+    """A component that says which values of its arguments it takes (a ``check_arguments(path, **arguments)``
+    classmethod, raising :class:`ConfigError` naming ``path.argument``) checks them here, before any work."""
+    for path, node in _targets(OmegaConf.to_container(cfg, resolve=False)):
+        check = getattr(_importable(node["_target_"]), "check_arguments", None)
+        values = _value(cfg, path)
+        if callable(check) and isinstance(values, dict):
+            check(path, **{key: value for key, value in values.items() if not key.startswith("_")})
+
+
 # Targets that need an optional extra, and the module that tells whether it is installed.
 EXTRAS = {
     "catbrain.run.tracking.mlflow_logger": ("mlflow", "mlflow"),
@@ -215,4 +225,5 @@ def validate(cfg: DictConfig) -> None:
     check_resolvable(cfg)
     check_values(cfg)
     check_signatures(cfg)
+    check_arguments(cfg)
     check_extras(cfg)

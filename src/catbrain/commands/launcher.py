@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from catbrain.commands.common import die_quietly_on_broken_pipe, errors_as_one_line, in_multirun
-from catbrain.config import compose
+from catbrain.config import compose, compose_following
 from catbrain.errors import UsageError, describe
 
 
@@ -139,15 +139,20 @@ def launch(
                 logging.getLogger().addHandler(logging.NullHandler())
             # A sweep: every job's config, so that a misspelt option or a bad value stops it before any job.
             jobs = sweep_jobs(overrides + injected) if args.multirun else [overrides + injected]
+            following: set[tuple[str, ...]] = set()
             for job in jobs:
                 try:
-                    composed = compose(config_name, job)
+                    composed, added = compose_following(config_name, job)
                 except HydraException as error:
                     raise UsageError(unknown_key_message(config_name, job, error)) from None
+                following.add(tuple(added))
                 if prepare is not None and checkpoint is not None:
                     prepare(composed, checkpoint)
                 validate(composed)
                 check_buildable(composed)
+            if len(following) > 1:
+                raise UsageError("the sweep's jobs hold data of different kinds (data.task): name the task")
+            injected += list(following.pop()) if following else []
     global user_arguments
     user_arguments = list(argv)
     sys.argv = [sys.argv[0], *argv, *injected]

@@ -71,6 +71,7 @@ def fit_and_test(
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Fit, then test the best checkpoint (and on the shifted split, if any): the metrics, and the fit's history."""
     from catbrain.run import results
+    from catbrain.run.stopping import why_stopped
 
     started = time.perf_counter()
     try:
@@ -80,6 +81,7 @@ def fit_and_test(
             _interrupted(lightning, run_dir)
         raise
     fit_seconds = time.perf_counter() - started
+    stopped, stopped_reason = why_stopped(lightning, task)
     history = list(task.history)  # testing the best checkpoint loads its own (shorter) history
     best = lightning.checkpoint_callback.best_model_path if lightning.checkpoint_callback else ""
     lightning.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
@@ -90,7 +92,8 @@ def fit_and_test(
     metrics.update({key: value for key, value in tested.items() if key.startswith("val/")})
     metrics.update(results.test_shifted(lightning, task, datamodule))
     epochs, steps = lightning.current_epoch, lightning.global_step
-    return metrics | {"fit_seconds": fit_seconds, "epochs": epochs, "steps": steps}, history
+    timing = {"fit_seconds": fit_seconds, "epochs": epochs, "steps": steps}
+    return metrics | timing | {"stopped": stopped, "stopped_reason": stopped_reason}, history
 
 
 def report_run(

@@ -48,6 +48,7 @@ def write_report(
             f"Training: {metrics['epochs']:.0f} epochs, {metrics['steps']:.0f} optimizer steps; "
             f"fit {metrics['fit_seconds']:.2f} s, of which training steps {metrics['train_seconds']:.2f} s.",
             "",
+            *([f"Stopped: {stopped_line(metrics)}.", ""] if "stopped" in metrics else []),
         ]
     for name, header, rows in summary_tables(metrics, feature_names):
         lines += [f"## {name}", "", markdown_table(header, rows), ""]
@@ -154,4 +155,16 @@ def print_summary(title: str, metrics: dict[str, float], feature_names: list[str
         for row in rows:
             table.add_row(*row)
         console.print(table)
+    if "stopped" in metrics:
+        console.print(f"stopped: {stopped_line(metrics)}", highlight=False, soft_wrap=True)
     console.print(f"run directory: {run_dir}")
+
+
+def stopped_line(metrics: dict[str, Any]) -> str:
+    """``converged after 312 epochs (val/loss changed by ...)``: why training stopped, in words."""
+    from catbrain.run.stopping import REASONS
+
+    reason = REASONS.get(str(metrics["stopped"]), str(metrics["stopped"]))
+    epochs = f" after {metrics['epochs']:.0f} epochs" if "epochs" in metrics else ""
+    because = f" ({metrics['stopped_reason']})" if metrics.get("stopped_reason") else ""
+    return f"{reason}{epochs}{because}"

@@ -148,7 +148,8 @@ def write_summary(
 def read_metrics(run_dir: Path) -> dict[str, float]:
     """A run's ``metrics.json``, or nothing when it has none (a failed or pruned run)."""
     try:
-        return {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items()}
+        found = json.loads((run_dir / "metrics.json").read_text()).items()
+        return {k: float(v) for k, v in found if not isinstance(v, str)}  # why it stopped is words
     except (OSError, ValueError, TypeError, AttributeError):
         return {}
 

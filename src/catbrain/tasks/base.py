@@ -32,6 +32,7 @@ class Task(StepsPerCall, pl.LightningModule):
     """
 
     head_class: type[Head]  # what the model's output means; its ``target`` says what the task learns from
+    model_class: type[nn.Module] = nn.Module  # the models it can train
 
     def __init__(
         self,
@@ -49,8 +50,7 @@ class Task(StepsPerCall, pl.LightningModule):
         self._direct_steps = self._scaling_is_identity = False
         self.predictor = Predictor(model, self.make_head(model))
         check_pairing(optimizer, self.predictor)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         # Keyed "train_" etc.: nn.Module already has an attribute called "train".
         self.losses = nn.ModuleDict({f"{stage}_": MeanMetric() for stage in STAGES})
         self.metrics = nn.ModuleDict({f"{stage}_": self.make_metrics().clone(prefix=f"{stage}/") for stage in STAGES})

@@ -49,6 +49,30 @@ def check_solvable(model: nn.Module, kind: str) -> None:
         )
 
 
+def least_squares(
+    features: torch.Tensor, target: torch.Tensor, mean: Any = 0.0, std: Any = 1.0, target_mean: Any = 0.0,
+    target_std: Any = 1.0,
+) -> torch.Tensor:
+    """``[w, b]`` minimising ``|Z w + b - (y - target_mean) / target_std|^2`` with ``Z = (x - mean) / std``.
+
+    The normal equations summed over chunks in float64 (never a float64 copy of the data), solved
+    exactly; a constant or repeated feature gets the least-squares answer of smallest norm.
+    """
+    n_features = features.shape[1]
+    gram = torch.zeros(n_features + 1, n_features + 1, dtype=torch.float64, device=features.device)
+    moment = torch.zeros(n_features + 1, dtype=torch.float64, device=features.device)
+    mean, std, target_mean, target_std = (torch.as_tensor(v, dtype=torch.float64, device=features.device)
+                                          for v in (mean, std, target_mean, target_std))  # fmt: skip
+    for rows, values in zip(features.split(CHUNK_ROWS), target.reshape(len(target), -1)[:, 0].split(CHUNK_ROWS)):
+        design = torch.cat([(rows.double() - mean) / std, rows.new_ones(len(rows), 1, dtype=torch.float64)], 1)
+        gram += design.T @ design
+        moment += design.T @ ((values.double() - target_mean) / target_std)
+    try:
+        return torch.linalg.solve(gram, moment)
+    except RuntimeError:
+        return torch.linalg.lstsq(gram.cpu(), moment.cpu().unsqueeze(1), driver="gelsd").solution.squeeze(1)
+
+
 def check_pairing(optimizer: Any, predictor: Any) -> None:
     """At a task's construction: ``optimizer=closed_form`` with a model and loss it cannot solve is refused."""
     if getattr(optimizer, "func", optimizer) is ClosedForm:
@@ -59,19 +83,8 @@ def solve(task: Any, features: torch.Tensor, target: torch.Tensor) -> None:
     """Set ``task``'s linear model to the least-squares answer on raw ``features`` and ``target``."""
     predictor = task.predictor
     check_solvable(predictor.model, predictor.head.kind)
-    n_features = features.shape[1]
-    gram = torch.zeros(n_features + 1, n_features + 1, dtype=torch.float64, device=features.device)
-    moment = torch.zeros(n_features + 1, dtype=torch.float64, device=features.device)
-    mean, std = predictor.input_mean.double(), predictor.input_std.double()
-    target_mean, target_std = predictor.target_mean.double(), predictor.target_std.double()
-    for rows, values in zip(features.split(CHUNK_ROWS), target.split(CHUNK_ROWS)):
-        design = torch.cat([(rows.double() - mean) / std, rows.new_ones(len(rows), 1, dtype=torch.float64)], 1)
-        gram += design.T @ design
-        moment += design.T @ ((values.double() - target_mean) / target_std)
-    try:
-        solution = torch.linalg.solve(gram, moment)
-    except RuntimeError:  # a constant or repeated feature: the least-squares answer of smallest norm
-        solution = torch.linalg.lstsq(gram.cpu(), moment.cpu().unsqueeze(1), driver="gelsd").solution.squeeze(1)
+    scaling = (predictor.input_mean, predictor.input_std, predictor.target_mean, predictor.target_std)
+    solution = least_squares(features, target, *scaling)
     model = predictor.model
     with torch.no_grad():
         model.weight.copy_(solution[:-1].reshape(model.weight.shape).to(model.weight))

@@ -26,6 +26,7 @@ class OrdinalTask(ClassificationTask):
     """Trains a :class:`ThresholdedLinear` with learned thresholds on class indices; decides by the thresholds."""
 
     head_class = OrdinalHead
+    model_class = ThresholdedLinear
 
     def __init__(
         self,

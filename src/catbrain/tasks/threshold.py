@@ -22,6 +22,7 @@ class ThresholdTask(Task):
     """
 
     head_class = ThresholdHead
+    model_class = ThresholdedLinear
 
     def __init__(
         self,
