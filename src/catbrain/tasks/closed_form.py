@@ -50,7 +50,11 @@ def check_solvable(model: nn.Module, kind: str) -> None:
 
 
 def least_squares(
-    features: torch.Tensor, target: torch.Tensor, mean: Any = 0.0, std: Any = 1.0, target_mean: Any = 0.0,
+    features: torch.Tensor,
+    target: torch.Tensor,
+    mean: Any = 0.0,
+    std: Any = 1.0,
+    target_mean: Any = 0.0,
     target_std: Any = 1.0,
 ) -> torch.Tensor:
     """``[w, b]`` minimising ``|Z w + b - (y - target_mean) / target_std|^2`` with ``Z = (x - mean) / std``.
