@@ -87,3 +87,20 @@ def test_weather_day_range_restricts_the_season():
     assert winter["features"][:, 0].mean() + 10 < summer["features"][:, 0].mean()
     with pytest.raises(ValueError, match="day_range"):
         WeatherWorld(day_range=(100, 50))
+
+
+def test_the_cat_draws_only_the_targets_a_run_keeps_and_the_same_rows():
+    everything = CatWorld().sample(1000, generator(5), truth=True)
+    scores = CatWorld().sample(1000, generator(5), truth=True, targets=("score",))
+    assert set(scores) == {"features", "score", "bayes_score"}  # no decisions: 8 bytes a row saved
+    for key in scores:
+        assert torch.equal(scores[key], everything[key])
+
+
+def test_a_run_keeps_only_its_targets_from_a_world(tmp_path):
+    from catbrain.data import WorldDataModule
+
+    data = WorldDataModule(CatWorld(), ["score"], ["hardness", "sharpness"], n_train=50, n_val=10, n_test=10)
+    data.setup()
+    assert set(data.splits["train"]) == {"features", "score"}
+    assert set(data.splits["test"]) == {"features", "score", "bayes_score"}

@@ -55,11 +55,12 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         rank, world_size = _distributed_rank_and_size()
+        dtype = torch.int32 if self.n < 2**31 else torch.int64  # half the memory of 10M rows' order; same values
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.n, generator=generator)
+            order = torch.randperm(self.n, generator=generator, dtype=dtype)
         else:
-            order = torch.arange(self.n)
+            order = torch.arange(self.n, dtype=dtype)
         for global_batch in order.split(self.batch_size * world_size):
             yield global_batch if world_size == 1 else torch.tensor_split(global_batch, world_size)[rank]
 

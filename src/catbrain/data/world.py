@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -80,8 +81,11 @@ class WorldDataModule(InMemoryDataModule):
         if self.test_world is not None:
             draws.append(("shift", self.test_world, self.sizes["test"]))
         for (split, world, size), split_seed in zip(draws, split_seeds.tolist()):
-            # Only the test splits need the ground truth (for the Bayes-optimal references).
-            sample = world.sample(size, torch.Generator().manual_seed(split_seed), truth=split in ("test", "shift"))
+            # Only the test splits need the ground truth (for the Bayes-optimal references), and only the
+            # targets kept are drawn, where the world can leave the others out.
+            wanted = {"targets": tuple(self.targets)} if "targets" in inspect.signature(world.sample).parameters else {}
+            generator = torch.Generator().manual_seed(split_seed)
+            sample = world.sample(size, generator, truth=split in ("test", "shift"), **wanted)
             missing = [t for t in self.targets if t not in sample]
             if missing:
                 raise ValueError(

@@ -16,7 +16,8 @@ class World:
     - ``feature_names``: the names of the feature columns, in order;
     - ``sample(n, generator, truth=True)``: a dict with ``features`` ``(n, len(feature_names))`` float32, one
       entry per target (numbers as float32 ``(n,)``, classes as int64 indices), and with ``truth`` the
-      Bayes-optimal prediction of each target as ``bayes_<target>``;
+      Bayes-optimal prediction of each target as ``bayes_<target>``; a world whose ``sample`` also takes
+      ``targets`` (the names a run keeps) may leave the other targets out, to save their memory;
     - each constructor argument kept as an attribute of the same name (so :meth:`shifted` can rebuild it);
     - ``noise_std``, if its numeric targets are the Bayes-optimal ones plus Gaussian noise of that deviation
       (then :meth:`noise_quantiles` gives the Bayes-optimal quantiles).

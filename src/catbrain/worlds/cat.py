@@ -86,20 +86,26 @@ class CatWorld(World):
         """The most probable decision: no classifier can be more accurate on average."""
         return self.class_probabilities(features).argmax(-1)
 
-    def sample(self, n: int, generator: torch.Generator, truth: bool = True) -> dict[str, torch.Tensor]:
+    def sample(
+        self, n: int, generator: torch.Generator, truth: bool = True, targets: tuple[str, ...] | None = None
+    ) -> dict[str, torch.Tensor]:
         """``features (n, 2)``, noisy ``score`` and ``decision``, and their Bayes-optimal predictions.
 
         ``bayes_score`` is the noiseless teacher score, ``bayes_decision`` the most probable decision;
-        ``truth=False`` leaves them out (training data needs no ground truth, and saves the memory).
+        ``truth=False`` leaves them out (training data needs no ground truth, and saves the memory), as
+        ``targets=("score",)`` leaves out the decisions (8 bytes a row).
         """
         features = self.sample_features(n, generator)
         bayes_score = self.teacher_score(features)
         score = torch.randn(n, generator=generator).mul_(self.noise_std).add_(bayes_score)
-        if not truth:  # no randomness below: the sample is the same either way
-            del bayes_score
-            return {"features": features, "score": score, "decision": self.decide(score)}
-        sample = {"features": features, "score": score, "decision": self.decide(score), "bayes_score": bayes_score}
-        sample["bayes_decision"] = self.bayes_decision(features)
+        sample = {"features": features, "score": score}
+        if targets is None or "decision" in targets:  # no randomness below: the rest is the same either way
+            sample["decision"] = self.decide(score)
+        if not truth:
+            return sample
+        sample["bayes_score"] = bayes_score
+        if "decision" in sample:
+            sample["bayes_decision"] = self.bayes_decision(features)
         return sample
 
     def teacher(self) -> tuple[torch.Tensor, float] | None:
