@@ -55,18 +55,51 @@ def unknown_key_message(config_name: str, overrides: list[str], error: Exception
     return f"{key}: {parent} has no key {name!r}; it has {sorted(k for k in node if not k.startswith('_'))}"
 
 
-def check_buildable(cfg: Any) -> None:
-    """Build a synthetic world's data module and the task (cheap: no data drawn, nothing trained), so that a
-    value their constructors refuse stops the run before Hydra makes its directory."""
+def check_buildable(cfg: Any, config_name: str = "train", seen: set[str] | None = None) -> None:
+    """Build the data module and the task (cheap: a world draws nothing yet, your own files are read and
+    checked once, and kept for the run), so that a value their constructors refuse stops the run before
+    Hydra makes its directory."""
     from hydra.utils import instantiate
 
-    if cfg.get("data", {}).get("_target_") != "catbrain.data.WorldDataModule":
-        return  # your own data: its classes and columns come from the file, read when the run starts
-    for node in ("data", "task"):
+    data = cfg.get("data", {})
+    own_data = data.get("_target_") == "catbrain.data.CsvDataModule"
+    if own_data and config_name == "train" and not (data.get("path") or data.get("train_path")):
+        raise UsageError(
+            "catbrain-train needs training rows: data.path=... (split by data.val_fraction and data.test_fraction) "
+            "or data.train_path=...; data.test_path alone is for catbrain-eval"
+        )
+    for node in ("data",) if own_data else ("data", "task"):  # the task of your own data needs its classes
+        if own_data and seen is not None:  # a sweep's jobs on the same files: read and checked once
+            from omegaconf import OmegaConf
+
+            files = OmegaConf.to_yaml(cfg.data)
+            if files in seen:
+                continue
+            seen.add(files)
         try:
             instantiate(cfg[node])
         except Exception as error:
             raise UsageError(describe(error)) from None
+
+
+def check_run_folder(overrides: list[str], multirun: bool) -> None:
+    """The run (or sweep) directory can be made: a directory can be created in its nearest existing
+    ancestor. Refused in one line otherwise (a path under /proc, a file in the way, no permission),
+    before Hydra would fail making it with a traceback."""
+    import tempfile
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [o.split("=", 1)[1] for o in overrides if override_key(o) == key]
+    folder = given[-1] if given else ("multirun" if multirun else "outputs")
+    probe = Path(folder.split("${")[0] or ".").absolute()  # up to the first interpolation
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{key}={folder}: {probe} is a file, not a directory")
+    try:
+        Path(tempfile.mkdtemp(dir=probe, prefix=".catbrain-")).rmdir()
+    except OSError as error:
+        raise UsageError(f"{key}={folder}: no directory can be made in {probe} ({error.strerror})") from None
 
 
 user_arguments: list[str] | None = None  # the command line as typed, for the run's report
@@ -84,7 +117,24 @@ def launch(
     required: tuple[str, ...] = (),
     prepare: Callable[[Any, dict[str, Any]], Any] | None = None,
 ) -> None:
-    """Run a ``@hydra.main`` app after two checks that turn bad input into one line.
+    """Run a ``@hydra.main`` app after :func:`preflight` has turned any bad input into one line."""
+    die_quietly_on_broken_pipe()
+    argv = sys.argv[1:]
+    with errors_as_one_line(prog):
+        injected = preflight(config_name, argv, required, prepare)
+    global user_arguments
+    user_arguments = list(argv)
+    sys.argv = [sys.argv[0], *argv, *injected]
+    app()
+
+
+def preflight(
+    config_name: str,
+    argv: list[str],
+    required: tuple[str, ...] = (),
+    prepare: Callable[[Any, dict[str, Any]], Any] | None = None,
+) -> list[str]:
+    """Every check of a command line before any work; the overrides to add to it.
 
     With ``ckpt_path=...`` the checkpoint's stored overrides are added (the user's own win), so
     evaluating or resuming a run needs no repetition of how it was configured; only the run's own
@@ -92,68 +142,63 @@ def launch(
     A resumed run continues in its own run directory unless ``hydra.run.dir`` says otherwise. Then
     the config (of each job, for a sweep) is composed, handed with the checkpoint to the entry
     point's ``prepare`` (its own pre-flight), and validated, so an unknown option, a bad value or a
-    refused checkpoint fails before any work and before the run or sweep directory is made.
+    refused checkpoint fails before any work and before the run or sweep directory is made; last,
+    that directory's parent must be one a directory can be made in.
     """
     from catbrain.compat.hydra import parse_command_line
 
-    die_quietly_on_broken_pipe()
-    argv = sys.argv[1:]
     args = parse_command_line(argv)
-    with errors_as_one_line(prog):
-        overrides = list(args.overrides)
-        user_keys = {override_key(o) for o in overrides}
-        asks_for_help = args.help or args.hydra_help or args.info or args.shell_completion
-        for key in required:
-            if key not in user_keys and not asks_for_help:
-                raise UsageError(f"{key}=... is required")
-        if config_name == "eval" and any(key == "model" or key.startswith("model.") for key in user_keys):
-            raise UsageError("catbrain-eval tests the checkpoint's own model: model overrides are not allowed")
-        ckpt_values = [o.split("=", 1)[1] for o in overrides if override_key(o) == "ckpt_path"]
-        injected: list[str] = []
-        checkpoint: dict[str, Any] | None = None
-        if ckpt_values and ckpt_values[-1] not in ("", "null"):
-            from catbrain.predictor.checkpoint import read_checkpoint, refusing
-            from catbrain.predictor.contents import describe as describe_checkpoint
+    overrides = list(args.overrides)
+    user_keys = {override_key(o) for o in overrides}
+    asks_for_help = args.help or args.hydra_help or args.info or args.shell_completion
+    for key in required:
+        if key not in user_keys and not asks_for_help:
+            raise UsageError(f"{key}=... is required")
+    if config_name == "eval" and any(key == "model" or key.startswith("model.") for key in user_keys):
+        raise UsageError("catbrain-eval tests the checkpoint's own model: model overrides are not allowed")
+    ckpt_values = [o.split("=", 1)[1] for o in overrides if override_key(o) == "ckpt_path"]
+    injected: list[str] = []
+    checkpoint: dict[str, Any] | None = None
+    if ckpt_values and ckpt_values[-1] not in ("", "null"):
+        from catbrain.predictor.checkpoint import read_checkpoint, refusing
+        from catbrain.predictor.contents import describe as describe_checkpoint
 
-            checkpoint = read_checkpoint(ckpt_values[-1])
-            with refusing(ckpt_values[-1]):
-                stored = describe_checkpoint(checkpoint)["overrides"]  # only the run's own choices: see replayable()
-            # A group the user chose anew (data=csv) takes none of the stored values below it (data.n_train=...).
-            replaced = tuple(f"{key}." for key in user_keys)
-            injected = [
-                o for o in stored if override_key(o) not in user_keys and not override_key(o).startswith(replaced)
-            ]
-            checkpoint_dir = Path(ckpt_values[-1]).resolve().parent
-            if config_name == "train" and "hydra.run.dir" not in user_keys and checkpoint_dir.name == "checkpoints":
-                # Resume in the run's own directory, so its best checkpoint and logs carry on.
-                injected.append(f"hydra.run.dir={checkpoint_dir.parent}")
-        special = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
-        if not special and not args.config_dir and not args.config_name:
-            from hydra.errors import HydraException
+        checkpoint = read_checkpoint(ckpt_values[-1])
+        with refusing(ckpt_values[-1]):
+            stored = describe_checkpoint(checkpoint)["overrides"]  # only the run's own choices: see replayable()
+        # A group the user chose anew (data=csv) takes none of the stored values below it (data.n_train=...).
+        replaced = tuple(f"{key}." for key in user_keys)
+        injected = [o for o in stored if override_key(o) not in user_keys and not override_key(o).startswith(replaced)]
+        checkpoint_dir = Path(ckpt_values[-1]).resolve().parent
+        if config_name == "train" and "hydra.run.dir" not in user_keys and checkpoint_dir.name == "checkpoints":
+            # Resume in the run's own directory, so its best checkpoint and logs carry on.
+            injected.append(f"hydra.run.dir={checkpoint_dir.parent}")
+    special = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
+    if not special and not args.config_dir and not args.config_name:
+        from hydra.errors import HydraException
 
-            from catbrain.validation import validate
+        from catbrain.validation import validate
 
-            # Validation imports Lightning, which would give itself a stderr handler if logging had
-            # none yet; with one in place its messages reach the run's log once Hydra sets it up.
-            if not logging.getLogger().handlers:
-                logging.getLogger().addHandler(logging.NullHandler())
-            # A sweep: every job's config, so that a misspelt option or a bad value stops it before any job.
-            jobs = sweep_jobs(overrides + injected) if args.multirun else [overrides + injected]
-            following: set[tuple[str, ...]] = set()
-            for job in jobs:
-                try:
-                    composed, added = compose_following(config_name, job)
-                except HydraException as error:
-                    raise UsageError(unknown_key_message(config_name, job, error)) from None
-                following.add(tuple(added))
-                if prepare is not None and checkpoint is not None:
-                    prepare(composed, checkpoint)
-                validate(composed)
-                check_buildable(composed)
-            if len(following) > 1:
-                raise UsageError("the sweep's jobs hold data of different kinds (data.task): name the task")
-            injected += list(following.pop()) if following else []
-    global user_arguments
-    user_arguments = list(argv)
-    sys.argv = [sys.argv[0], *argv, *injected]
-    app()
+        # Validation imports Lightning, which would give itself a stderr handler if logging had
+        # none yet; with one in place its messages reach the run's log once Hydra sets it up.
+        if not logging.getLogger().handlers:
+            logging.getLogger().addHandler(logging.NullHandler())
+        # A sweep: every job's config, so that a misspelt option or a bad value stops it before any job.
+        jobs = sweep_jobs(overrides + injected) if args.multirun else [overrides + injected]
+        following: set[tuple[str, ...]] = set()
+        seen: set[str] = set()
+        for job in jobs:
+            try:
+                composed, added = compose_following(config_name, job)
+            except HydraException as error:
+                raise UsageError(unknown_key_message(config_name, job, error)) from None
+            following.add(tuple(added))
+            if prepare is not None and checkpoint is not None:
+                prepare(composed, checkpoint)
+            validate(composed)
+            check_buildable(composed, config_name, seen)
+        if len(following) > 1:
+            raise UsageError("the sweep's jobs hold data of different kinds (data.task): name the task")
+        injected += list(following.pop()) if following else []
+        check_run_folder(overrides + injected, multirun=args.multirun)
+    return injected

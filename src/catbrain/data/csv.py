@@ -7,9 +7,21 @@ from collections.abc import Sequence
 import torch
 
 from catbrain.data.base import InMemoryDataModule
+from catbrain.data.checks import TRAINING_LIMIT, check_labels, check_names, check_splits
 from catbrain.data.table import read_columns
 
 TASKS = ("regression", "classification")
+_READ: dict[tuple, dict] = {}  # the last file read, until it is read again
+
+
+def _file_key(file: str, features: list[str], target: str, is_label: bool) -> tuple | None:
+    from pathlib import Path
+
+    try:
+        stat = Path(file).resolve().stat()
+    except OSError:
+        return None
+    return str(Path(file).resolve()), stat.st_mtime_ns, stat.st_size, tuple(features), target, is_label
 
 
 class CsvDataModule(InMemoryDataModule):
@@ -46,6 +58,7 @@ class CsvDataModule(InMemoryDataModule):
             raise ValueError("data.features must name at least one column")
         if target in features:
             raise ValueError(f"data.target={target!r} is also one of data.features")
+        check_names(features, class_names)
         if path is not None and (train_path is not None or test_path is not None):
             raise ValueError("give data.path, or data.train_path and/or data.test_path, not both")
         if path is None and train_path is None and test_path is None:
@@ -69,16 +82,29 @@ class CsvDataModule(InMemoryDataModule):
         if self.task == "classification" and self.class_names is None:
             self.class_names = sorted(set(next(iter(tables.values()))["labels"]))
         self.splits = self._split(tables, val_fraction, test_fraction)
+        files = " and ".join(str(file) for file in (path, train_path, test_path) if file is not None)
+        check_splits(self.splits, self.feature_names, self.class_names if task == "classification" else None, files)
         self.input_mean = self.input_std = self.target_mean = self.target_std = None
 
     def _read(self, file: str) -> dict[str, torch.Tensor]:
+        """The file's columns as tensors (and labels), read once per process: a command checks the file before
+        its run directory exists, then trains on what it read (unless the file changed in between)."""
         is_label = self.task == "classification"
+        key = _file_key(file, self.feature_names, self.target_name, is_label)
+        if key is not None and key in _READ:
+            return _READ.pop(key)
         columns = read_columns(file, self.feature_names + ([] if is_label else [self.target_name]),
-                               [self.target_name] if is_label else [])  # fmt: skip
+                               [self.target_name] if is_label else [], limit=TRAINING_LIMIT)  # fmt: skip
         features = torch.tensor([columns[f] for f in self.feature_names], dtype=torch.float32).T.contiguous()
         if is_label:
-            return {"features": features, "labels": columns[self.target_name]}
-        return {"features": features, "target": torch.tensor(columns[self.target_name], dtype=torch.float32)}
+            check_labels(columns[self.target_name], self.target_name, file)
+            table = {"features": features, "labels": columns[self.target_name]}
+        else:
+            table = {"features": features, "target": torch.tensor(columns[self.target_name], dtype=torch.float32)}
+        if key is not None:
+            _READ.clear()
+            _READ[key] = table
+        return table
 
     def _encode(self, table: dict) -> dict[str, torch.Tensor]:
         if "labels" not in table:

@@ -17,8 +17,8 @@ from catbrain.errors import TableError
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def parse_number(text: object, where: str) -> float:
-    """``text`` as a finite float, or a :class:`TableError` naming ``where``."""
+def parse_number(text: object, where: str, limit: float = FLOAT32_MAX) -> float:
+    """``text`` as a finite float within ``+-limit``, or a :class:`TableError` naming ``where``."""
     if (
         isinstance(text, bool)
         or not isinstance(text, (int, float, str))
@@ -33,11 +33,17 @@ def parse_number(text: object, where: str) -> float:
         raise TableError(f"{where}: {text!r} is not a finite number")
     if abs(number) > FLOAT32_MAX:
         raise TableError(f"{where}: {text!r} is beyond the float32 range (+-{FLOAT32_MAX:.3g})")
+    if abs(number) > limit:
+        raise TableError(f"{where}: {text!r} is too large to train on (beyond +-{limit:.0e}, its square would "
+                         "overflow float32): rescale the column")  # fmt: skip
     return number
 
 
-def read_columns(path: str | Path, numeric: Sequence[str], labels: Sequence[str] = ()) -> dict[str, list]:
-    """The ``numeric`` columns as floats and the ``labels`` columns as stripped strings, by header name.
+def read_columns(
+    path: str | Path, numeric: Sequence[str], labels: Sequence[str] = (), limit: float = FLOAT32_MAX
+) -> dict[str, list]:
+    """The ``numeric`` columns as floats (within ``+-limit``) and the ``labels`` columns as stripped strings, by
+    header name.
 
     ``path`` may be ``-`` for standard input. Other columns are ignored.
     """
@@ -71,7 +77,8 @@ def read_columns(path: str | Path, numeric: Sequence[str], labels: Sequence[str]
         if len(record) != len(header):
             raise TableError(f"{name} line {line} has {len(record)} fields; the header has {len(header)}")
         for column in numeric:
-            columns[column].append(parse_number(record[position[column]], f"{name} line {line}, column {column}"))
+            where = f"{name} line {line}, column {column}"
+            columns[column].append(parse_number(record[position[column]], where, limit))
         for column in labels:
             label = record[position[column]].strip()
             if not label:

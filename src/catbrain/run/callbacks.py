@@ -8,7 +8,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from catbrain.errors import SearchStopped
+from catbrain.errors import ConfigError, SearchStopped
 
 
 class LastCheckpoint(pl.Callback):
@@ -20,11 +20,17 @@ class LastCheckpoint(pl.Callback):
     """
 
     def __init__(self, dirpath: str, every_n_train_steps: int | None = None) -> None:
-        if every_n_train_steps is not None and every_n_train_steps < 1:
-            raise ValueError(f"every_n_train_steps must be >= 1 or null, got {every_n_train_steps}")
+        self.check_arguments("last_checkpoint", every_n_train_steps=every_n_train_steps)
         self.path = Path(dirpath) / "last.ckpt"
         self.every_n_train_steps = every_n_train_steps
         self.saved_at_step = 0
+
+    @classmethod
+    def check_arguments(cls, path: str, every_n_train_steps: Any = None, **_: Any) -> None:
+        """Refused before any work: a step count that is not an integer >= 1 (or null, each epoch)."""
+        n = every_n_train_steps
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise ConfigError(f"{path}.every_n_train_steps={n!r}: must be an integer >= 1, or null (each epoch)")
 
     @property
     def state_key(self) -> str:
