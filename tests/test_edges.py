@@ -74,7 +74,7 @@ def test_a_file_in_the_way_of_the_run_directory_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "outputs").write_text("not a folder")
     with pytest.raises(UsageError, match="outputs is a file, not a directory"):
-        preflight("train", [])
+        preflight("train", [])  # the default run directory, outputs/train/<time>
 
 
 def test_the_shipped_experiments_pass_every_rule(tmp_path, monkeypatch):
@@ -171,3 +171,63 @@ def test_collinear_features_still_have_a_least_squares_answer(tmp_path):
                  "callbacks=[model_checkpoint,early_stopping]", "trainer.enable_progress_bar=false"]  # fmt: skip
     metrics = train(compose_config(overrides, tmp_path / "run"))
     assert metrics["stopped"] == "solved" and (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_a_nearly_full_disk_is_named_before_the_run_directory(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    monkeypatch.chdir(tmp_path)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 4096, 4096))
+    with pytest.raises(UsageError, match=r"the run directory \(under outputs\): 0.0 MiB free on the disk of"):
+        preflight("train", [])
+    assert list(tmp_path.iterdir()) == []
+
+
+def _disk_full(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("export_format", ["torchscript", "onnx"])
+def test_export_on_a_full_disk_is_one_line_and_leaves_no_file(export_format, tmp_path, monkeypatch):
+    """torch's own C++ writer aborted the interpreter on a full disk; catbrain writes through Python."""
+    from pathlib import Path
+
+    from catbrain.commands.export import main
+    from catbrain.commands.train import train
+    from tests.conftest import compose_config
+
+    if export_format == "onnx":
+        pytest.importorskip("onnx", reason="the export extra brings onnx")
+    small = ["trainer.max_epochs=1", "data.n_train=200", "logger=none", "plots=false", "callbacks=model_checkpoint"]
+    train(compose_config([*small, "trainer.enable_progress_bar=false"], tmp_path / "run"))
+    out = tmp_path / "exported"
+    out.mkdir()
+    monkeypatch.setattr(Path, "write_bytes", _disk_full)
+    with pytest.raises(SystemExit) as exited:
+        main([f"ckpt_path={tmp_path / 'run/checkpoints/best.ckpt'}", f"format={export_format}", f"out={out / 'm'}"])
+    assert exited.value.code == 1
+    assert list(out.iterdir()) == []
+
+
+def test_data_on_a_full_disk_is_one_line_and_leaves_no_file(tmp_path, monkeypatch, capsys):
+    import csv
+
+    from catbrain.commands.data import main
+
+    class FullWriter:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        writerow = writerows = staticmethod(_disk_full)
+
+    monkeypatch.setattr(csv, "writer", FullWriter)
+    with pytest.raises(SystemExit) as exited:
+        main([f"out={tmp_path / 'data'}", "data.n_train=50", "data.n_val=10", "data.n_test=10"])
+    assert exited.value.code != 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "No space left on device" in line and "train.csv" in line
+    assert list((tmp_path / "data").iterdir()) == []

@@ -27,9 +27,13 @@ def checkpoint(tmp_path_factory):
     return str(run_dir / "checkpoints/best.ckpt")
 
 
+def _not_json(word: str):
+    raise AssertionError(f"{word} is not JSON: strict parsers (JavaScript, Go, jq) refuse it")
+
+
 def assert_prediction_or_one_line(code, out, err, n_rows=None):
     if code == 0:
-        results = json.loads(out)
+        results = json.loads(out, parse_constant=_not_json)  # strict: NaN and Infinity are not JSON
         assert all(result["prediction"] in ("approach", "ignore", "run_away") for result in results)
         if n_rows is not None:
             assert len(results) == n_rows

@@ -112,3 +112,14 @@ def test_an_answer_that_is_not_a_finite_number_is_refused_naming_the_row():
         predictor.model.layer.weight.fill_(10.0)
     with pytest.raises(UsageError, match="row 2: the model's answer is not a finite number"):
         predictor.predict([[0.5, 0.5], [3.4e38, 3.4e38]])
+
+
+def test_a_classifier_never_names_a_decision_beside_probabilities_that_are_not_numbers():
+    from catbrain.errors import UsageError
+    from catbrain.predictor.heads import SoftmaxHead
+
+    predictor = Predictor(Linear(2, 3), SoftmaxHead(["approach", "ignore", "run_away"]), ["hardness", "sharpness"])
+    with torch.no_grad():
+        predictor.model.layer.weight.copy_(torch.tensor([[1e38, 1e38], [-1e38, -1e38], [0.0, 0.0]]))
+    with pytest.raises(UsageError, match="row 1: the model's answer is not a finite number"):
+        predictor.predict([[3.4e38, 3.4e38], [0.5, 0.5]])

@@ -15,6 +15,7 @@ ONNX needs ``pip install "catbrain[export]"``; TorchScript needs nothing beyond 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import warnings
@@ -128,7 +129,9 @@ def export_torchscript(wrapped: Predictor, document: dict[str, Any], path: Path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated upstream but still works
         traced = torch.jit.trace(wrapped, rows[:8], check_inputs=[(rows[:3],), (rows[:1],)])
-        torch.jit.save(traced, str(path), _extra_files={EXTRA_FILE: json.dumps(document)})
+        buffer = io.BytesIO()  # written by Python, not torch's C++ stream: a full disk is an OSError, not an abort
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(document)})
+        path.write_bytes(buffer.getvalue())
         loaded = torch.jit.load(str(path))
     with torch.no_grad():
         check_same(as_tuple(loaded(rows)), as_tuple(wrapped(rows)), list(document["outputs"]), "torchscript")
@@ -161,7 +164,7 @@ def export_onnx(wrapped: Predictor, document: dict[str, Any], path: Path) -> Non
     proto.doc_string = "catbrain model: " + document["input"]
     onnx.helper.set_model_props(proto, {key: json.dumps(value) for key, value in document.items()})
     onnx.checker.check_model(proto)
-    onnx.save_model(proto, str(path))
+    path.write_bytes(proto.SerializeToString())  # by Python: a full disk is an OSError
     try:
         import onnxruntime
     except ImportError:  # verification only; the extra installs it

@@ -82,24 +82,35 @@ def check_buildable(cfg: Any, config_name: str = "train", seen: set[str] | None 
             raise UsageError(describe(error)) from None
 
 
+MIN_FREE_BYTES = 16 * 2**20
+
+
 def check_run_folder(overrides: list[str], multirun: bool) -> None:
     """The run (or sweep) directory can be made: a directory can be created in its nearest existing
     ancestor. Refused in one line otherwise (a path under /proc, a file in the way, no permission),
     before Hydra would fail making it with a traceback."""
+    import shutil
     import tempfile
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = [o.split("=", 1)[1] for o in overrides if override_key(o) == key]
     folder = given[-1] if given else ("multirun" if multirun else "outputs")
+    named = f"{key}={folder}" if given else f"the {'sweep' if multirun else 'run'} directory (under {folder})"
     probe = Path(folder.split("${")[0] or ".").absolute()  # up to the first interpolation
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise UsageError(f"{key}={folder}: {probe} is a file, not a directory")
+        raise UsageError(f"{named}: {probe} is a file, not a directory")
     try:
         Path(tempfile.mkdtemp(dir=probe, prefix=".catbrain-")).rmdir()
     except OSError as error:
-        raise UsageError(f"{key}={folder}: no directory can be made in {probe} ({error.strerror})") from None
+        raise UsageError(f"{named}: no directory can be made in {probe} ({error.strerror})") from None
+    free = shutil.disk_usage(probe).free
+    if free < MIN_FREE_BYTES:  # Hydra would fail writing the run's config, with a traceback and a half-made folder
+        raise UsageError(
+            f"{named}: {free / 2**20:.1f} MiB free on the disk of {probe}; a run needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MiB for its config, logs and checkpoints"
+        )
 
 
 user_arguments: list[str] | None = None  # the command line as typed, for the run's report

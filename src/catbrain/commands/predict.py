@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows = rows_from_csv(arguments["input_path"], feature_names)
         answers = predictor.predict(rows)
         if arguments["format"] == "json":
-            print(json.dumps(answers))
+            print(json.dumps(answers, allow_nan=False))  # strict JSON: NaN and Infinity are refused above
         else:
             print(format_text(predictor, rows, answers))
 

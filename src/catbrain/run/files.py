@@ -33,6 +33,12 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
                 os.fsync(file.fileno())
         usual_permissions(temporary)
         os.replace(temporary, target)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno is not None and (error.filename is None or Path(str(error.filename)) == temporary):
+            # The file meant, not its temporary stand-in: "No space left on device: '.../train.csv'".
+            raise OSError(error.errno, error.strerror, str(target)) from None
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

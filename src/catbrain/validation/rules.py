@@ -29,8 +29,9 @@ ACCELERATORS = ["auto", "cpu", "gpu", "cuda", "mps"]
 
 def integer(low: int, high: int | None = None, also: tuple[int, ...] = ()) -> tuple[Rule, str]:
     def rule(value: Any) -> bool:
-        fits = low <= value and (high is None or value <= high)
-        return isinstance(value, int) and not isinstance(value, bool) and (fits or value in also)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return False
+        return (low <= value and (high is None or value <= high)) or value in also
 
     words = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
     return rule, (" or ".join([*(_also_words(v) for v in also), words]))
