@@ -19,6 +19,18 @@ class KillOnce(pl.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class InterruptAt(pl.Callback):
+    """Ctrl-C, as Lightning sees it, at the start of training epoch ``epoch``, the first time only."""
+
+    def __init__(self, epoch: int, marker: str) -> None:
+        self.epoch, self.marker = epoch, Path(marker)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and not self.marker.exists():
+            self.marker.write_text("interrupted")
+            raise KeyboardInterrupt
+
+
 class PoisonBatchAt(pl.Callback):
     """Make the targets of the batch trained on at optimizer step ``step`` infinite, so the loss blows up."""
 

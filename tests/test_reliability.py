@@ -229,6 +229,29 @@ def test_files_written_atomically_get_the_usual_permissions(tmp_path, quiet_run)
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name  # not mkstemp's owner-only 0o600
 
 
+def test_ctrl_c_then_resume_tests_the_same_best_checkpoint_as_an_uninterrupted_run(tmp_path):
+    """The last.ckpt of an epoch holds that epoch's best-checkpoint tracking (ModelCheckpoint updates it at the
+    end of the epoch, and last.ckpt is saved after it): a resume after Ctrl-C tests what the full run tests."""
+    common = [*SMALL, "trainer.max_epochs=4", "callbacks=model_checkpoint", "logger=none", "plots=false"]
+    full = run_with_test_callbacks(*common, "hydra.run.dir=full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    stop = ["+callbacks.stop._target_=tests.helpers.InterruptAt", "+callbacks.stop.epoch=1",
+            f"+callbacks.stop.marker={tmp_path / 'stopped'}"]  # fmt: skip
+    cut = run_with_test_callbacks(*common, *stop, "hydra.run.dir=cut", cwd=tmp_path)
+    assert cut.returncode == 130, cut.stderr
+    state = load_checkpoint(tmp_path / "cut/checkpoints/last.ckpt")
+    (tracking,) = [value for key, value in state["callbacks"].items() if key.startswith("ModelCheckpoint")]
+    epoch_0 = [entry["val/loss"] for entry in state["catbrain_history"] if "val/loss" in entry]
+    assert state["epoch"] == 0 and float(tracking["best_model_score"]) == pytest.approx(epoch_0[-1])
+    resumed = run_with_test_callbacks("ckpt_path=cut/checkpoints/last.ckpt", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    full_metrics = json.loads((tmp_path / "full/metrics.json").read_text())
+    resumed_metrics = json.loads((tmp_path / "cut/metrics.json").read_text())
+    for key in full_metrics:
+        if key.startswith(("test/", "val/", "weight/", "bias", "steps", "epochs")):
+            assert resumed_metrics[key] == full_metrics[key], key
+
+
 def test_ctrl_c_says_where_training_stopped_and_how_to_resume(tmp_path):
     import signal
     import time

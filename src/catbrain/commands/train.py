@@ -83,7 +83,9 @@ def fit_and_test(
     fit_seconds = time.perf_counter() - started
     stopped, stopped_reason = why_stopped(lightning, task)
     history = list(task.history)  # testing the best checkpoint loads its own (shorter) history
-    best = lightning.checkpoint_callback.best_model_path if lightning.checkpoint_callback else ""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    best = next((c.best_model_path for c in lightning.callbacks if isinstance(c, ModelCheckpoint)), "")
     lightning.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
     metrics = results.collect_metrics(lightning, task, datamodule)
     # The validation metrics of the tested weights (the checkpoint's own history ends with them):

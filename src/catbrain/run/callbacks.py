@@ -7,12 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
 
 from catbrain.errors import ConfigError, SearchStopped
 
 
-class LastCheckpoint(pl.Callback):
+class LastCheckpoint(Checkpoint):
     """Keep ``<dirpath>/last.ckpt``: the latest state, to resume from.
+
+    A :class:`~pytorch_lightning.callbacks.Checkpoint`, so Lightning calls it after the module's
+    epoch-end hook, with the other checkpoint callbacks, and :func:`catbrain.run.trainer.make_trainer`
+    puts it after them: what it saves holds the epoch's best-checkpoint tracking (ModelCheckpoint
+    updates it at the end of the epoch too), so a resume tests the same best checkpoint as an
+    uninterrupted run.
 
     Saved after every training epoch, or, with ``every_n_train_steps=N``, as soon as N optimizer
     steps have passed since the last save (so a killed run loses fewer than N steps, also when a

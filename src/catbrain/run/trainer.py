@@ -34,6 +34,8 @@ def make_trainer(cfg: DictConfig, with_callbacks: bool = True) -> Any:
 
     configured = (cfg.get("callbacks") or {}).values() if with_callbacks else []
     callbacks = [instantiate(c) for c in configured if c is not None]
+    # last.ckpt after the other checkpoint callbacks have updated their state for the epoch
+    callbacks.sort(key=lambda callback: type(callback).__name__ == "LastCheckpoint")
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     extra: dict[str, Any] = {}
     if not any("Checkpoint" in type(callback).__name__ for callback in callbacks):
