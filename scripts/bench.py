@@ -491,8 +491,60 @@ def markdown(report: dict) -> str:
         idle = b["seconds"]["idle, threads=auto"]
         lines += [f"| {name} | {value:.2f} | {value / idle:.2f} |" for name, value in b["seconds"].items()]
         lines.append("")
+    if "predict" in report:
+        p = report["predict"]
+        lines += [f"catbrain-predict over a CSV of {p['rows']:,} rows ({p['file_bytes'] / 2**20:,.0f} MiB), streamed:",
+                  "", "| output | seconds | rows/s | peak RSS MiB |", "|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {mode} | {r['seconds']:.1f} | {r['rows_per_s']:,.0f} | {r['peak_bytes'] / 2**20:,.0f} |"
+                  for mode, r in p["results"].items()]  # fmt: skip
+        lines.append("")
     lines.append("GPU: " + (report.get("gpu") or "not measured (no GPU on this machine)."))
     return "\n".join(lines)
+
+
+PREDICT_CHILD = """
+import sys
+sys.path[:0] = [{src!r}]
+from catbrain.commands.predict import main
+main(sys.argv[1:])
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))  # this process's own
+print(int(peak.split()[1]) * 1024, file=sys.stderr)  # (ru_maxrss would count the forking parent's pages)
+"""
+
+
+def predict_speed(args: argparse.Namespace) -> dict:
+    """catbrain-predict streaming a large CSV: rows/s and peak memory for text, JSON and ``output_path``."""
+    from catbrain.commands.train import train
+    from catbrain.config import compose_config
+
+    n = 200_000 if args.quick else 5_000_000
+    with tempfile.TemporaryDirectory() as folder:
+        run_dir = Path(folder) / "run"
+        small = ["data.n_train=2000", "trainer.max_epochs=1", "logger=none", "plots=false", "trainer.accelerator=cpu"]
+        train(compose_config([*small, "callbacks=model_checkpoint", "trainer.enable_progress_bar=false"], run_dir))
+        rows = torch.rand(n, 2, generator=torch.Generator().manual_seed(0))
+        table = Path(folder) / "objects.csv"
+        with open(table, "w") as file:
+            file.write("id,hardness,sharpness\n")
+            for start in range(0, n, 100_000):
+                part = rows[start : start + 100_000].tolist()
+                file.write("".join(f"o{start + i},{h:.6f},{s:.6f}\n" for i, (h, s) in enumerate(part)))
+        checkpoint = run_dir / "checkpoints" / "best.ckpt"
+        results = {}
+        modes = {"text": ["format=text"], "json": ["format=json"], "output_path (csv)": [f"output_path={folder}/a.csv"]}
+        for mode, extra in modes.items():
+            code = PREDICT_CHILD.format(src=str(ROOT / "src"))
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", code, f"ckpt_path={checkpoint}", f"input_path={table}", *extra],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True,
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+            peak = int(done.stderr.strip().splitlines()[-1])
+            results[mode] = {"seconds": seconds, "rows_per_s": n / seconds, "peak_bytes": peak}
+        result = {"rows": n, "file_bytes": table.stat().st_size, "results": results}
+    print(f"  predict: {result}", file=sys.stderr)
+    return result
 
 
 SECTIONS = {
@@ -502,6 +554,7 @@ SECTIONS = {
     "memory": memory,
     "startup": startup,
     "busy": busy,
+    "predict": predict_speed,
 }
 
 

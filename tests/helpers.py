@@ -8,12 +8,13 @@ import pytorch_lightning as pl
 
 
 class KillOnce(pl.Callback):
-    """SIGKILL the process once training has reached ``step``, the first time only (``marker`` remembers)."""
+    """SIGKILL the process once training has reached ``step``, the first time only (``marker`` remembers): at the
+    start of the next call, so after every callback has finished the step (``last.ckpt`` runs last)."""
 
     def __init__(self, step: int, marker: str) -> None:
         self.step, self.marker = step, Path(marker)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step >= self.step and not self.marker.exists():
             self.marker.write_text("killed")
             os.kill(os.getpid(), signal.SIGKILL)

@@ -146,7 +146,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(command, arguments, expected, 
         (['input=[[0.9, "sharp"]]'], "input row 1, sharpness: 'sharp' is not a number"),
         (["input=[[0.9, NaN]]"], "is not a finite number"),
         (["input=[[0.9, 0.8]"], "input is not valid JSON"),
-        (["input=[[0.9, 0.8]]", "format=xml"], "format='xml' is not one of ['text', 'json']"),
+        (["input=[[0.9, 0.8]]", "format=xml"], "format='xml' is not one of ['text', 'json', 'csv']"),
         (["input_path=nowhere.csv"], "nowhere.csv does not exist or is not a file"),
     ],
 )

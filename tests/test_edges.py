@@ -231,3 +231,81 @@ def test_data_on_a_full_disk_is_one_line_and_leaves_no_file(tmp_path, monkeypatc
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "No space left on device" in line and "train.csv" in line
     assert list((tmp_path / "data").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from catbrain.commands.train import train
+    from tests.conftest import compose_config
+
+    run_dir = tmp_path_factory.mktemp("trained")
+    small = ["trainer.max_epochs=1", "data.n_train=200", "logger=none", "plots=false", "callbacks=model_checkpoint"]
+    train(compose_config([*small, "trainer.enable_progress_bar=false"], run_dir))
+    return str(run_dir / "checkpoints/best.ckpt")
+
+
+def _predict(checkpoint, arguments, capsys):
+    from catbrain.commands.predict import main
+
+    try:
+        main([f"ckpt_path={checkpoint}", *arguments])
+        code = 0
+    except SystemExit as exited:
+        code = exited.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_integer_of_thousands_of_digits_is_a_number_named_in_its_row(checkpoint, capsys):
+    code, out, err = _predict(checkpoint, ["input=[[1" + "0" * 5000 + ", 0.5]]"], capsys)
+    assert code == 2 and err.strip().splitlines() == [err.strip()] and "input row 1, hardness" in err
+
+
+def test_a_csv_field_beyond_the_csv_limit_is_named_by_its_line(checkpoint, capsys, tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("hardness,sharpness\n0.5,0.5\n0.1," + "9" * 200_000 + "\n")
+    code, out, err = _predict(checkpoint, [f"input_path={path}"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "line 3: not a CSV row" in err
+
+
+def test_a_byte_order_mark_on_standard_input_is_taken_as_from_a_file(checkpoint, capsys, monkeypatch):
+    import io
+    import json
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeffhardness,sharpness\n0.9,0.8\n"))
+    code, out, err = _predict(checkpoint, ["input_path=-", "format=json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)[0]["prediction"] in ("approach", "ignore", "run_away")
+
+
+def test_an_existing_file_is_replaced_only_when_asked(checkpoint, capsys, tmp_path):
+    """catbrain-data, catbrain-export and catbrain-predict's output_path refuse to replace a file silently."""
+    from catbrain.commands.data import main as write_data
+    from catbrain.commands.export import main as export
+
+    def outcome(command, arguments):
+        try:
+            command(arguments)
+        except SystemExit as exited:
+            return exited.code, capsys.readouterr().err
+        return 0, capsys.readouterr().err
+
+    small = ["data.n_train=20", "data.n_val=5", "data.n_test=5"]
+    assert outcome(write_data, [f"out={tmp_path / 'd'}", *small])[0] == 0
+    before = (tmp_path / "d" / "train.csv").read_text()
+    code, err = outcome(write_data, [f"out={tmp_path / 'd'}", *small, "seed=3"])
+    assert code == 2 and "train.csv" in err and "exists; give overwrite=true to replace it" in err
+    assert (tmp_path / "d" / "train.csv").read_text() == before
+    assert outcome(write_data, [f"out={tmp_path / 'd'}", *small, "seed=3", "overwrite=true"])[0] == 0
+    assert (tmp_path / "d" / "train.csv").read_text() != before
+
+    (tmp_path / "m.pt").write_text("mine")
+    code, err = outcome(export, [f"ckpt_path={checkpoint}", "format=torchscript", f"out={tmp_path / 'm.pt'}"])
+    assert code == 2 and "exists; give overwrite=true" in err and (tmp_path / "m.pt").read_text() == "mine"
+    code, err = outcome(export, [f"ckpt_path={checkpoint}", "format=torchscript", f"out={tmp_path / 'm.pt'}",
+                                 "overwrite=maybe"])  # fmt: skip
+    assert code == 2 and "overwrite='maybe': must be true or false" in err
+
+    (tmp_path / "a.csv").write_text("mine")
+    code, out, err = _predict(checkpoint, ["input=[[0.5, 0.5]]", f"output_path={tmp_path / 'a.csv'}"], capsys)
+    assert code == 2 and "output_path" in err and (tmp_path / "a.csv").read_text() == "mine"

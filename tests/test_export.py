@@ -314,7 +314,8 @@ def test_a_failed_export_keeps_the_earlier_file(capsys, tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     earlier = tmp_path / "model.pt"
     earlier.write_bytes(b"earlier export")
-    assert_one_line_error(capsys, [f"ckpt_path={garbage}", "format=torchscript", f"out={earlier}"], "garbage.ckpt")
+    arguments = [f"ckpt_path={garbage}", "format=torchscript", f"out={earlier}", "overwrite=true"]
+    assert_one_line_error(capsys, arguments, "garbage.ckpt")
     assert earlier.read_bytes() == b"earlier export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.ckpt", "model.pt"]
 

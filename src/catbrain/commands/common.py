@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from catbrain.errors import UsageError, explain
 
@@ -39,6 +39,24 @@ def key_value_arguments(argv: Sequence[str], allowed: Mapping[str, str]) -> dict
             raise UsageError(f"unknown argument {argument!r}; expected key=value with key one of {sorted(allowed)}")
         arguments[key] = value
     return arguments
+
+
+def overwrite_flag(value: str | None) -> bool:
+    """``overwrite=true|false`` (absent: false)."""
+    if value in (None, "false"):
+        return False
+    if value == "true":
+        return True
+    raise UsageError(f"overwrite={value!r}: must be true or false")
+
+
+def refuse_existing(paths: Sequence[Any], key: str, overwrite: bool) -> None:
+    """A file a command would write already exists and ``overwrite=true`` was not given: one line, before any work."""
+    from pathlib import Path
+
+    existing = [str(path) for path in paths if Path(path).exists()]
+    if existing and not overwrite:
+        raise UsageError(f"{key}: {', '.join(existing)} exists; give overwrite=true to replace it")
 
 
 def usage(doc: str, allowed: Mapping[str, str]) -> str:

@@ -2,6 +2,7 @@
 
     catbrain-data out=cat_csv                                   # the default experiment's data
     catbrain-data out=weather_csv experiment=weather_3pm data.n_train=100000
+    catbrain-data out=cat_csv overwrite=true                    # replace the files an earlier run wrote
 
 Each split becomes ``<out>/<split>.csv`` with the features and the targets by name (class targets
 as class names), exactly the rows a training run with the same overrides would draw.
@@ -50,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         outs = [a.split("=", 1)[1] for a in argv if a.startswith("out=")]
         if not outs or not outs[-1]:
             raise UsageError("out=DIR is required: the folder for train.csv, val.csv and test.csv")
-        overrides = [a for a in argv if not a.startswith("out=")]
+        overwrites = [a.split("=", 1)[1] for a in argv if a.startswith("overwrite=")]
+        overwrite = common.overwrite_flag(overwrites[-1] if overwrites else None)
+        overrides = [a for a in argv if not a.startswith(("out=", "overwrite="))]
         from hydra.errors import HydraException
         from hydra.utils import instantiate
 
@@ -60,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise UsageError(str(error).split("Config search path")[0]) from None
         if cfg.data._target_ != "catbrain.data.WorldDataModule":
             raise UsageError(f"data={cfg.data._target_} is not a synthetic world; only worlds can be written")
+        splits = ["train", "val", "test"] + (["shift"] if cfg.data.get("shift") else [])
+        common.refuse_existing([Path(outs[-1]) / f"{split}.csv" for split in splits], "out", overwrite)
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
         for split, path in write_splits(datamodule, Path(outs[-1])).items():

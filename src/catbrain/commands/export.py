@@ -37,6 +37,7 @@ ARGUMENTS = {
     "format": "onnx or torchscript (required)",
     "out": "the file to write (default: beside the checkpoint, <ckpt stem>.onnx or .pt)",
     "trust_model": "a model class of your own that the checkpoint may name, e.g. my_package.WideNet",
+    "overwrite": "true to replace an existing out file (default: refuse)",
 }
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 FORMATS = tuple(SUFFIXES)
@@ -62,7 +63,7 @@ def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
     return arguments
 
 
-def output_path(ckpt_path: str, export_format: str, out: str | None = None) -> Path:
+def output_path(ckpt_path: str, export_format: str, out: str | None = None, overwrite: bool = False) -> Path:
     """Where the file goes: ``out``, or ``<ckpt stem>.onnx`` / ``.pt`` beside the checkpoint; its folder must exist."""
     path = Path(out) if out else Path(ckpt_path).with_suffix(SUFFIXES[export_format])
     if path.is_dir():
@@ -73,6 +74,7 @@ def output_path(ckpt_path: str, export_format: str, out: str | None = None) -> P
         raise UsageError(f"out={str(path)!r}: the directory {str(path.parent)!r} does not exist")
     if path.exists() and path.resolve() == Path(ckpt_path).resolve():
         raise UsageError(f"out={str(path)!r} is the checkpoint itself; give another out=...")
+    common.refuse_existing([path], "out", overwrite)
     return path
 
 
@@ -176,7 +178,9 @@ def export_onnx(wrapped: Predictor, document: dict[str, Any], path: Path) -> Non
             check_same(got, as_tuple(wrapped(batch)), output_names, "onnx")
 
 
-def export(ckpt_path: str, export_format: str, out: str | None = None, trust_model: str | None = None) -> Path:
+def export(
+    ckpt_path: str, export_format: str, out: str | None = None, trust_model: str | None = None, overwrite: bool = False
+) -> Path:
     """Export the checkpoint's model to ``out`` (default beside the checkpoint); return the path written.
 
     The file is written to a temporary name in the same folder, checked against the PyTorch
@@ -186,7 +190,7 @@ def export(ckpt_path: str, export_format: str, out: str | None = None, trust_mod
 
     if export_format not in FORMATS:
         raise UsageError(f"format={export_format!r} is not one of {list(FORMATS)}")
-    path = output_path(ckpt_path, export_format, out)
+    path = output_path(ckpt_path, export_format, out, overwrite)
     if export_format == "onnx":
         require_onnx()
     wrapped = load_predictor(ckpt_path, trust_model)
@@ -205,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     with errors_as_one_line(PROG):
         arguments = parse_arguments(argv)
-        path = export(arguments["ckpt_path"], arguments["format"], arguments.get("out"), arguments.get("trust_model"))
+        overwrite = common.overwrite_flag(arguments.get("overwrite"))
+        path = export(arguments["ckpt_path"], arguments["format"], arguments.get("out"), arguments.get("trust_model"),
+                      overwrite)  # fmt: skip
         print(f"{arguments['format']}: {path}")
 
 

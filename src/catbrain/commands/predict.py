@@ -2,23 +2,28 @@
 
     catbrain-predict ckpt_path=best.ckpt input='[[0.9, 0.8], [0.1, 0.2]]'
     catbrain-predict ckpt_path=best.ckpt input_path=objects.csv format=json
+    catbrain-predict ckpt_path=best.ckpt input_path=objects.csv output_path=answers.csv
 
 ``input`` is JSON: one row ``[0.9, 0.8]``, a list of rows, or rows as objects keyed by feature
 name (``[{"hardness": 0.9, "sharpness": 0.8}]``). ``input_path`` is a CSV file whose
-header names the model's features (other columns are ignored); ``-`` reads standard input.
+header names the model's features (other columns pass through to CSV output); ``-`` reads standard
+input. A file of any length is streamed (:mod:`catbrain.commands.streaming`): read, answered and
+written a chunk at a time; ``output_path`` is written whole or not at all.
 Nothing here evaluates code from the input or the checkpoint: the checkpoint builds one of
 catbrain's models (or the one ``trust_model`` names) from plain values, every tensor checked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from catbrain.commands import common
 from catbrain.commands.common import errors_as_one_line
-from catbrain.data.table import parse_number, read_columns
+from catbrain.data.table import parse_number
 from catbrain.errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,10 +34,12 @@ ARGUMENTS = {
     "ckpt_path": "the checkpoint to use (required)",
     "input": "JSON rows, e.g. '[[0.9, 0.8], [0.1, 0.2]]'",
     "input_path": "a CSV file with a header naming the features ('-' for standard input)",
-    "format": "text (default) or json",
+    "format": "text (default), json or csv (the input's columns, then the answer's); by output_path's suffix",
+    "output_path": "a file for the answers (.csv, .json or text), written once every row is answered",
+    "overwrite": "true to replace an existing output_path (default: refuse)",
     "trust_model": "a model class of your own that the checkpoint may name, e.g. my_package.WideNet",
 }
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "csv")
 
 
 def usage() -> str:
@@ -45,15 +52,22 @@ def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
         raise UsageError("ckpt_path=... is required")
     if ("input" in arguments) == ("input_path" in arguments):
         raise UsageError("give exactly one of input=... (JSON rows) or input_path=... (a CSV file)")
-    if arguments.setdefault("format", "text") not in FORMATS:
+    suffix = Path(arguments.get("output_path", "")).suffix.lstrip(".")
+    if arguments.setdefault("format", suffix if suffix in FORMATS else "text") not in FORMATS:
         raise UsageError(f"format={arguments['format']!r} is not one of {list(FORMATS)}")
     return arguments
+
+
+def _json_integer(text: str) -> float:
+    """A JSON integer as a float: an integer of any length (Python refuses int() of over 4,300 digits) is a
+    number, too large or not, for the row checks to name."""
+    return float(text)
 
 
 def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:
     """Rows of floats from JSON text: one row, or a list of rows, each as wide as the features."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_json_integer)
     except (json.JSONDecodeError, RecursionError) as error:
         raise UsageError(f"input is not valid JSON ({error})") from None
     if isinstance(data, (list, dict)) and data and not any(isinstance(item, (list, dict)) for item in data):
@@ -82,27 +96,11 @@ def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:
     return rows
 
 
-def rows_from_csv(path: str, feature_names: list[str]) -> list[list[float]]:
-    """Rows of floats from the feature columns of a CSV file with a header."""
-    columns = read_columns(path, feature_names)
-    return [list(row) for row in zip(*(columns[name] for name in feature_names))]
-
-
 def load_predictor(ckpt_path: str, trust_model: str | None = None) -> Predictor:
     """The checkpoint's predictor, every value in the file checked (see :mod:`catbrain.predictor.checkpoint`)."""
     from catbrain.predictor import load_predictor as load
 
     return load(ckpt_path, trusted=(trust_model,) if trust_model else ())
-
-
-def format_text(predictor: Predictor, rows: list[list[float]], answers: list[dict[str, Any]]) -> str:
-    """One line per row: its inputs, then the answer as the head words it."""
-    names = predictor.feature_names or []
-    lines = []
-    for row, answer in zip(rows, answers):
-        inputs = ", ".join(f"{name}={value:g}" for name, value in zip(names, row))
-        lines.append(f"{inputs} -> {predictor.describe(answer)}")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -111,17 +109,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     with errors_as_one_line(PROG):
         arguments = parse_arguments(argv)
+        if "output_path" in arguments:
+            common.refuse_existing([arguments["output_path"]], "output_path", common.overwrite_flag(
+                arguments.get("overwrite")))  # fmt: skip
         predictor = load_predictor(arguments["ckpt_path"], arguments.get("trust_model"))
-        feature_names = list(predictor.feature_names)
-        if "input" in arguments:
-            rows = rows_from_json(arguments["input"], feature_names)
+        answer_all(predictor, arguments)
+
+
+def answer_all(predictor: Predictor, arguments: dict[str, str]) -> int:
+    """Answer every input row, chunk by chunk, to standard output or ``output_path``; the rows answered."""
+    import sys
+
+    from catbrain.commands.streaming import Chunk, Output, csv_chunks
+    from catbrain.run.files import atomic_path
+
+    feature_names = list(predictor.feature_names)
+    if "input" in arguments:
+        rows = rows_from_json(arguments["input"], feature_names)
+        chunk = Chunk(feature_names, 1)
+        chunk.rows, chunk.records = rows, [[f"{value!r}" for value in row] for row in rows]
+        chunks = iter([chunk])
+    else:
+        chunks = csv_chunks(arguments["input_path"], feature_names)
+    target = arguments.get("output_path")
+    with contextlib.ExitStack() as stack:
+        if target:
+            path = stack.enter_context(atomic_path(target))
+            file = stack.enter_context(open(path, "w", newline="", encoding="utf-8"))
         else:
-            rows = rows_from_csv(arguments["input_path"], feature_names)
-        answers = predictor.predict(rows)
-        if arguments["format"] == "json":
-            print(json.dumps(answers, allow_nan=False))  # strict JSON: NaN and Infinity are refused above
-        else:
-            print(format_text(predictor, rows, answers))
+            file = sys.stdout
+        output = Output(file, arguments["format"], predictor.describe, feature_names)
+        for chunk in chunks:
+            output.write(chunk, predictor.predict(chunk.rows, first_row=chunk.first_row))
+        output.close()
+    return output.count
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from catbrain.commands import common
-from catbrain.commands.study import locked, open_study, run_trial, summarise, trial_config
+from catbrain.commands.study import locked, open_study, run_trial, summarise, trial_config, trials_done
 from catbrain.config import config_dir
 from catbrain.errors import UsageError
 
@@ -187,10 +187,10 @@ def run_search(argv: Sequence[str]) -> int:
     check_training_overrides(overrides, cfg.params, search_dir)
     with locked(search_dir):
         study = open_study(cfg, search_dir, settings)
-        done = len(study.trials)
+        done = trials_done(study)
         print(f"{PROG}: {cfg.name}: {done} of {cfg.n_trials} trials done; study in {search_dir / 'search.db'}")
         try:
-            while len(study.trials) < cfg.n_trials:
+            while trials_done(study) < cfg.n_trials:
                 print(run_trial(study, cfg, overrides, search_dir, monitor), flush=True)
         finally:
             if study.trials:

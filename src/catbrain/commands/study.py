@@ -119,6 +119,12 @@ def open_study(cfg: DictConfig, search_dir: Path, settings: dict[str, Any]) -> A
     return study
 
 
+def trials_done(study: Any) -> int:
+    """The trials that ran to an end (complete, pruned or failed on their own): one its process never finished
+    (killed, Ctrl-C) is run again rather than counted towards ``search.n_trials``."""
+    return sum(1 for trial in study.trials if not str(trial.user_attrs.get("error", "")).startswith("interrupted"))
+
+
 def run_trial(study: Any, cfg: DictConfig, overrides: list[str], search_dir: Path, monitor: str) -> str:
     """Ask the study for a trial, train it in its own directory, tell the study how it ended; one line back."""
     import optuna

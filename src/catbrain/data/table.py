@@ -39,6 +39,19 @@ def parse_number(text: object, where: str, limit: float = FLOAT32_MAX) -> float:
     return number
 
 
+def header_positions(name: str, header: list[str], wanted: Sequence[str]) -> dict[str, int]:
+    """Where each ``wanted`` column is in ``header``; a :class:`TableError` when one is missing or repeated."""
+    if not any(header):
+        raise TableError(f"{name} is empty; expected a header naming {', '.join(wanted)}")
+    repeated = sorted({column for column in wanted if header.count(column) > 1})
+    if repeated:
+        raise TableError(f"{name} has the column {', '.join(repeated)} more than once in its header")
+    missing = [column for column in wanted if column not in header]
+    if missing:
+        raise TableError(f"{name} has no column {', '.join(missing)}; its header is {', '.join(header)}")
+    return {column: header.index(column) for column in wanted}
+
+
 def read_columns(
     path: str | Path, numeric: Sequence[str], labels: Sequence[str] = (), limit: float = FLOAT32_MAX
 ) -> dict[str, list]:
@@ -49,7 +62,7 @@ def read_columns(
     """
     name = "<stdin>" if str(path) == "-" else str(path)
     if str(path) == "-":
-        text = sys.stdin.read()
+        text = sys.stdin.read().removeprefix("\ufeff")  # a byte-order mark, as utf-8-sig takes it from a file
     else:
         file = Path(path)
         if not file.is_file():
@@ -59,31 +72,32 @@ def read_columns(
         except UnicodeDecodeError:
             raise TableError(f"{name} is not UTF-8 text") from None
     reader = csv.reader(io.StringIO(text))
-    header = [cell.strip() for cell in next(reader, [])]
     wanted = [*numeric, *labels]
-    if not any(header):
-        raise TableError(f"{name} is empty; expected a header naming {', '.join(wanted)}")
-    repeated = sorted({column for column in wanted if header.count(column) > 1})
-    if repeated:
-        raise TableError(f"{name} has the column {', '.join(repeated)} more than once in its header")
-    missing = [column for column in wanted if column not in header]
-    if missing:
-        raise TableError(f"{name} has no column {', '.join(missing)}; its header is {', '.join(header)}")
-    position = {column: header.index(column) for column in wanted}
     columns: dict[str, list] = {column: [] for column in wanted}
-    for line, record in enumerate(reader, start=2):
-        if not record or all(not cell.strip() for cell in record):
-            continue
-        if len(record) != len(header):
-            raise TableError(f"{name} line {line} has {len(record)} fields; the header has {len(header)}")
-        for column in numeric:
-            where = f"{name} line {line}, column {column}"
-            columns[column].append(parse_number(record[position[column]], where, limit))
-        for column in labels:
-            label = record[position[column]].strip()
-            if not label:
-                raise TableError(f"{name} line {line}, column {column} is empty")
-            columns[column].append(label)
+    try:
+        header = [cell.strip() for cell in next(reader, [])]
+        position = header_positions(name, header, wanted)
+        for line, record in enumerate(reader, start=2):
+            _take(record, line, name, header, numeric, labels, position, columns, limit)
+    except csv.Error as error:  # a field over the csv module's limit (128 KiB), a stray NUL
+        raise TableError(f"{name} line {reader.line_num}: not a CSV row ({error})") from None
     if not columns[wanted[0]]:
         raise TableError(f"{name} has a header but no rows")
     return columns
+
+
+def _take(record: list[str], line: int, name: str, header: list[str], numeric: Sequence[str],
+          labels: Sequence[str], position: dict[str, int], columns: dict[str, list], limit: float) -> None:  # fmt: skip
+    """Add one CSV record's wanted cells to ``columns``, refusing a malformed one with its place."""
+    if not record or all(not cell.strip() for cell in record):
+        return
+    if len(record) != len(header):
+        raise TableError(f"{name} line {line} has {len(record)} fields; the header has {len(header)}")
+    for column in numeric:
+        where = f"{name} line {line}, column {column}"
+        columns[column].append(parse_number(record[position[column]], where, limit))
+    for column in labels:
+        label = record[position[column]].strip()
+        if not label:
+            raise TableError(f"{name} line {line}, column {column} is empty")
+        columns[column].append(label)

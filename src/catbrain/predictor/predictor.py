@@ -91,11 +91,12 @@ class Predictor(nn.Module):
         outputs = self.outputs(features)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def predict(self, rows: Sequence[Sequence[float]] | torch.Tensor) -> list[dict[str, Any]]:
+    def predict(self, rows: Sequence[Sequence[float]] | torch.Tensor, first_row: int = 1) -> list[dict[str, Any]]:
         """One answer per row: ``prediction`` (a number or a class name) and what the head adds.
 
         A row with a feature outside the range seen in training names those features in
-        ``outside_training_range``: the model is guessing there.
+        ``outside_training_range``: the model is guessing there. Errors number the rows from ``first_row``
+        (a chunk of a longer input).
         """
         features = torch.as_tensor(rows, dtype=torch.float32)
         features = features.unsqueeze(0) if features.dim() == 1 else features
@@ -110,7 +111,7 @@ class Predictor(nn.Module):
         for output in outputs:  # never a silent inf or NaN answer
             if output.is_floating_point() and not bool(torch.isfinite(output).all()):
                 bad = (~torch.isfinite(output.reshape(len(output), -1))).any(1).nonzero().flatten()
-                rows_named = ", ".join(str(int(row) + 1) for row in bad[:5])
+                rows_named = ", ".join(str(int(row) + first_row) for row in bad[:5])
                 raise UsageError(
                     f"row {rows_named}: the model's answer is not a finite number (inputs out of its reach)"
                 )
