@@ -207,8 +207,9 @@ def test_a_trial_left_running_by_a_dead_search_is_marked_failed(tmp_path):
     load_study(search_dir).ask()  # trial 1 starts, and its process "dies"
     run_search([*search, "search.n_trials=3"])
     trials = load_study(search_dir).trials
-    assert len(trials) == 3 and trials[1].state.name == "FAIL"
+    assert len(trials) == 4 and trials[1].state.name == "FAIL"  # run again: three trials ran to their end
     assert trials[1].user_attrs["error"] == "interrupted: its search process died"
+    assert [t.state.name for t in trials if t.number != 1] == ["COMPLETE"] * 3
 
 
 def test_a_search_refuses_other_settings_in_the_same_directory(searched):
