@@ -33,3 +33,27 @@ def run_cli(command: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 def quiet_run() -> list[str]:
     """Overrides that keep an in-process run free of progress bars and extra loggers."""
     return ["callbacks=model_checkpoint", "logger=none", "trainer.enable_progress_bar=false", "plots=false"]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """The default experiment trained for one epoch on 200 rows: a checkpoint to ask things of."""
+    from catbrain.commands.train import train
+
+    run_dir = tmp_path_factory.mktemp("trained")
+    small = ["trainer.max_epochs=1", "data.n_train=200", "logger=none", "plots=false", "callbacks=model_checkpoint"]
+    train(compose_config([*small, "trainer.enable_progress_bar=false"], run_dir))
+    return str(run_dir / "checkpoints/best.ckpt")
+
+
+def predict_in_process(checkpoint: str, arguments: list[str], capsys) -> tuple[int, str, str]:
+    """``catbrain-predict ckpt_path=<checkpoint> <arguments>`` in this process: exit code, stdout, stderr."""
+    from catbrain.commands.predict import main
+
+    try:
+        main([f"ckpt_path={checkpoint}", *arguments])
+        code = 0
+    except SystemExit as exited:
+        code = exited.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -8,7 +8,7 @@ import torch
 
 from catbrain.commands.launcher import preflight
 from catbrain.errors import ConfigError, UsageError
-from tests.conftest import run_cli
+from tests.conftest import predict_in_process, run_cli
 
 NO_GPU = not torch.cuda.is_available()
 
@@ -233,38 +233,20 @@ def test_data_on_a_full_disk_is_one_line_and_leaves_no_file(tmp_path, monkeypatc
     assert list((tmp_path / "data").iterdir()) == []
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from catbrain.commands.train import train
-    from tests.conftest import compose_config
-
-    run_dir = tmp_path_factory.mktemp("trained")
-    small = ["trainer.max_epochs=1", "data.n_train=200", "logger=none", "plots=false", "callbacks=model_checkpoint"]
-    train(compose_config([*small, "trainer.enable_progress_bar=false"], run_dir))
-    return str(run_dir / "checkpoints/best.ckpt")
-
-
-def _predict(checkpoint, arguments, capsys):
-    from catbrain.commands.predict import main
-
-    try:
-        main([f"ckpt_path={checkpoint}", *arguments])
-        code = 0
-    except SystemExit as exited:
-        code = exited.code
-    out, err = capsys.readouterr()
-    return code, out, err
+@pytest.fixture
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def test_an_integer_of_thousands_of_digits_is_a_number_named_in_its_row(checkpoint, capsys):
-    code, out, err = _predict(checkpoint, ["input=[[1" + "0" * 5000 + ", 0.5]]"], capsys)
+    code, out, err = predict_in_process(checkpoint, ["input=[[1" + "0" * 5000 + ", 0.5]]"], capsys)
     assert code == 2 and err.strip().splitlines() == [err.strip()] and "input row 1, hardness" in err
 
 
 def test_a_csv_field_beyond_the_csv_limit_is_named_by_its_line(checkpoint, capsys, tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text("hardness,sharpness\n0.5,0.5\n0.1," + "9" * 200_000 + "\n")
-    code, out, err = _predict(checkpoint, [f"input_path={path}"], capsys)
+    code, out, err = predict_in_process(checkpoint, [f"input_path={path}"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "line 3: not a CSV row" in err
 
 
@@ -273,7 +255,7 @@ def test_a_byte_order_mark_on_standard_input_is_taken_as_from_a_file(checkpoint,
     import json
 
     monkeypatch.setattr("sys.stdin", io.StringIO("\ufeffhardness,sharpness\n0.9,0.8\n"))
-    code, out, err = _predict(checkpoint, ["input_path=-", "format=json"], capsys)
+    code, out, err = predict_in_process(checkpoint, ["input_path=-", "format=json"], capsys)
     assert code == 0, err
     assert json.loads(out)[0]["prediction"] in ("approach", "ignore", "run_away")
 
@@ -307,5 +289,5 @@ def test_an_existing_file_is_replaced_only_when_asked(checkpoint, capsys, tmp_pa
     assert code == 2 and "overwrite='maybe': must be true or false" in err
 
     (tmp_path / "a.csv").write_text("mine")
-    code, out, err = _predict(checkpoint, ["input=[[0.5, 0.5]]", f"output_path={tmp_path / 'a.csv'}"], capsys)
+    code, out, err = predict_in_process(checkpoint, ["input=[[0.5, 0.5]]", f"output_path={tmp_path / 'a.csv'}"], capsys)
     assert code == 2 and "output_path" in err and (tmp_path / "a.csv").read_text() == "mine"

@@ -11,27 +11,12 @@ import pytest
 
 from catbrain.commands import streaming
 from catbrain.commands.predict import main
+from tests.conftest import predict_in_process
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from catbrain.commands.train import train
-    from tests.conftest import compose_config
-
-    run_dir = tmp_path_factory.mktemp("trained")
-    small = ["trainer.max_epochs=1", "data.n_train=200", "logger=none", "plots=false", "callbacks=model_checkpoint"]
-    train(compose_config([*small, "trainer.enable_progress_bar=false"], run_dir))
-    return str(run_dir / "checkpoints/best.ckpt")
-
-
-def predict(checkpoint, arguments, capsys):
-    try:
-        main([f"ckpt_path={checkpoint}", *arguments])
-        code = 0
-    except SystemExit as exited:
-        code = exited.code
-    out, err = capsys.readouterr()
-    return code, out, err
+@pytest.fixture
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def objects(n: int) -> str:
@@ -42,10 +27,10 @@ def objects(n: int) -> str:
 def test_csv_out_keeps_every_input_column_beside_its_answer(checkpoint, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(streaming, "CHUNK_ROWS", 7)  # several chunks
     (tmp_path / "in.csv").write_text(objects(30))
-    code, out, err = predict(checkpoint, [f"input_path={tmp_path / 'in.csv'}", "format=json"], capsys)
+    code, out, err = predict_in_process(checkpoint, [f"input_path={tmp_path / 'in.csv'}", "format=json"], capsys)
     assert code == 0, err
     expected = json.loads(out)
-    code, out, err = predict(
+    code, out, err = predict_in_process(
         checkpoint, [f"input_path={tmp_path / 'in.csv'}", f"output_path={tmp_path / 'out.csv'}"], capsys
     )
     assert code == 0 and out == "", err
@@ -87,7 +72,7 @@ def test_a_bad_row_late_in_the_file_leaves_no_output_file_and_names_its_line(che
     monkeypatch.setattr(streaming, "CHUNK_ROWS", 5)
     (tmp_path / "in.csv").write_text(objects(40) + "obj40,0.5,lots,bad\n")
     (tmp_path / "out.csv").write_text("the previous answers\n")
-    code, out, err = predict(
+    code, out, err = predict_in_process(
         checkpoint,
         [f"input_path={tmp_path / 'in.csv'}", f"output_path={tmp_path / 'out.csv'}", "overwrite=true"],
         capsys,
@@ -103,7 +88,7 @@ def test_an_answer_that_is_not_finite_is_named_by_its_row_across_chunks(checkpoi
     monkeypatch.setattr(streaming, "CHUNK_ROWS", 4)
     text = objects(10) + "big,3e38,3e38,x\n"
     (tmp_path / "in.csv").write_text(text)
-    code, out, err = predict(checkpoint, [f"input_path={tmp_path / 'in.csv'}", "format=json"], capsys)
+    code, out, err = predict_in_process(checkpoint, [f"input_path={tmp_path / 'in.csv'}", "format=json"], capsys)
     if code == 0:  # this model's answer for it is finite: a number, in strict JSON
         json.loads(out, parse_constant=lambda word: pytest.fail(f"{word} is not JSON"))
     else:
@@ -111,9 +96,9 @@ def test_an_answer_that_is_not_finite_is_named_by_its_row_across_chunks(checkpoi
 
 
 def test_json_rows_can_come_out_as_csv(checkpoint, capsys):
-    code, out, err = predict(checkpoint, ["input=[[0.9, 0.8], [0.1, 0.2]]", "format=json"], capsys)
+    code, out, err = predict_in_process(checkpoint, ["input=[[0.9, 0.8], [0.1, 0.2]]", "format=json"], capsys)
     expected = [answer["prediction"] for answer in json.loads(out)]
-    code, out, err = predict(checkpoint, ["input=[[0.9, 0.8], [0.1, 0.2]]", "format=csv"], capsys)
+    code, out, err = predict_in_process(checkpoint, ["input=[[0.9, 0.8], [0.1, 0.2]]", "format=csv"], capsys)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [row["prediction"] for row in rows] == expected
@@ -122,5 +107,5 @@ def test_json_rows_can_come_out_as_csv(checkpoint, capsys):
 
 def test_an_input_column_named_like_an_answer_column_is_refused(checkpoint, capsys, tmp_path):
     (tmp_path / "in.csv").write_text("hardness,sharpness,prediction\n0.5,0.5,x\n")
-    code, out, err = predict(checkpoint, [f"input_path={tmp_path / 'in.csv'}", "format=csv"], capsys)
+    code, out, err = predict_in_process(checkpoint, [f"input_path={tmp_path / 'in.csv'}", "format=csv"], capsys)
     assert code == 2 and "the input's column 'prediction' is also an answer column" in err
