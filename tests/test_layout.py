@@ -21,6 +21,7 @@ MAY_IMPORT = {
     "validation": {"errors", "config"},
     "run": {"errors", "compat", "config", "models", "predictor", "data", "tasks"},
     "commands": {"errors", "compat", "config", "models", "worlds", "predictor", "data", "tasks", "validation", "run"},
+    "__main__": {"commands"},  # python -m catbrain: the catbrain command
 }
 
 

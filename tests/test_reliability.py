@@ -210,8 +210,8 @@ def test_runs_started_together_keep_their_own_directories(tmp_path):
     ]
     for process in processes:
         assert process.wait(timeout=300) == 0, process.stderr.read()
-    run_dirs = sorted((tmp_path / "outputs/train").iterdir())
-    assert len(run_dirs) == 3
+    run_dirs = sorted(p for p in (tmp_path / "outputs/train").iterdir() if p.name != "latest")
+    assert len(run_dirs) == 3 and (tmp_path / "outputs/train/latest").resolve() in run_dirs
     seeds = {OmegaConf.load(d / "config.yaml").seed for d in run_dirs}
     assert seeds == {0, 1, 2}
     assert all((d / "metrics.json").is_file() and (d / "checkpoints/best.ckpt").is_file() for d in run_dirs)

@@ -6,6 +6,7 @@ Every check happens before Hydra makes a run or sweep directory, so bad input le
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,14 @@ def unknown_key_message(config_name: str, overrides: list[str], error: Exception
     """Hydra's composition error in one line; for a key that does not exist, the keys that do (Hydra's
     own hint, to add the key with ``+``, would only move the error to the constructor)."""
     text = str(error).split("Config search path")[0]
+    missing = re.search(r"Could not find '([\w/.-]+)/([\w.-]+)'", text)
+    if missing:  # an option misspelt: the nearest, then what there is
+        from catbrain.commands.cli import did_you_mean, groups
+
+        group, option = missing.groups()
+        listed = text.split(f"Available options in '{group}':")  # Hydra's list holds your search path's too
+        options = listed[1].split() if len(listed) > 1 else groups().get(group, [])
+        return f"{group}={option}: no such option{did_you_mean(option, options)}; {group} has {', '.join(options)}"
     if not text.startswith("Could not override '"):
         return text
     key = text.split("'")[1]
@@ -52,7 +61,10 @@ def unknown_key_message(config_name: str, overrides: list[str], error: Exception
         node = None
     if node is None or not hasattr(node, "keys"):
         return f"{key}: no such key in the config"
-    return f"{key}: {parent} has no key {name!r}; it has {sorted(k for k in node if not k.startswith('_'))}"
+    from catbrain.commands.cli import did_you_mean
+
+    keys = sorted(k for k in node if not k.startswith("_"))
+    return f"{key}: {parent} has no key {name!r}{did_you_mean(name, keys)}; it has {keys}"
 
 
 def check_buildable(cfg: Any, config_name: str = "train", seen: set[str] | None = None) -> None:

@@ -50,6 +50,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         cfg.data.class_names = list(datamodule.class_names)
     task = instantiate(cfg.task)
     resolved = files.save_config(cfg, run_dir)
+    if not common.in_multirun():
+        files.point_latest(run_dir)  # outputs/train/latest: the newest run, for the commands that follow
     if cfg.ckpt_path:
         files.keep_earlier_csv_logs(run_dir)
     lightning = make_trainer(cfg)

@@ -63,6 +63,25 @@ def usual_permissions(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def point_latest(run_dir: Path) -> Path | None:
+    """``outputs/train/latest``: a link to the newest run's folder beside it, replaced in one rename (a reader,
+    or a run started at the same moment, sees the old link or the new one, never none). Only for the default
+    run folders (``outputs/<command>/<time>``); nothing where links cannot be made."""
+    run_dir = Path(run_dir).absolute()
+    if run_dir.parent.parent.name != "outputs":
+        return None
+    link = run_dir.parent / "latest"
+    temporary = run_dir.parent / f".latest.{os.getpid()}.tmp"
+    try:
+        temporary.unlink(missing_ok=True)
+        os.symlink(run_dir.name, temporary, target_is_directory=True)
+        os.replace(temporary, link)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        return None
+    return link
+
+
 def save_config(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Save the resolved config as ``config.yaml`` in the run directory; return it as plain containers."""
     resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -127,12 +127,16 @@ def log_config(trainer: Any, config: Mapping[str, Any]) -> None:
 
 
 def log_metrics(trainer: Any, metrics: Mapping[str, float]) -> None:
-    """Log the ``metrics.json`` numbers the loggers have not seen (Bayes-optimal references, weights, timings).
+    """Log the ``metrics.json`` numbers the loggers have not seen (Bayes-optimal references, weights, timings),
+    and its words (why training stopped) as tags.
 
     Lightning already logged the test metrics at the last step; the rest are logged there too,
     so that a run's final numbers can be compared across runs in MLflow.
     """
     for logger in _mlflow_loggers(trainer):
+        for key, value in metrics.items():
+            if isinstance(value, str):
+                logger.experiment.set_tag(logger.run_id, key, value)
         logged = logger.experiment.get_run(logger.run_id).data.metrics
         missing = {
             key: float(value)

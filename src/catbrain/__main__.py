@@ -1,0 +1,5 @@
+"""``python -m catbrain ...``: the ``catbrain`` command."""
+
+from catbrain.commands.cli import main
+
+main()
