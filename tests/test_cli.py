@@ -119,8 +119,8 @@ def test_resume_continues_a_run_with_its_own_config(tmp_path):
 @pytest.mark.parametrize(
     ("command", "arguments", "expected"),
     [
-        ("catbrain-train", ["experiment=no_such_experiment"], "experiment/no_such_experiment"),
-        ("catbrain-train", ["optimizer=nesterov"], "optimizer/nesterov"),
+        ("catbrain-train", ["experiment=no_such_experiment"], "experiment=no_such_experiment: no such option"),
+        ("catbrain-train", ["optimizer=nesterov"], "optimizer=nesterov: no such option"),
         ("catbrain-train", ["data.no_such_key=1"], "no_such_key"),
         ("catbrain-train", ["ckpt_path=missing.ckpt"], "ckpt_path='missing.ckpt' does not exist"),
         ("catbrain-eval", ["ckpt_path=missing.ckpt"], "ckpt_path='missing.ckpt' does not exist"),
@@ -220,9 +220,9 @@ def test_resume_carries_on_in_the_runs_own_directory(tmp_path):
     [
         (
             ["data.world.noise_sd=0.5"],
-            "data.world has no key 'noise_sd'; it has ['delta', 'lopsided_fear', 'noise_std'",
+            "data.world has no key 'noise_sd'; did you mean 'noise_std'?; it has ['delta', 'lopsided_fear'",
         ),
-        (["optimizer.lrr=0.5"], "optimizer has no key 'lrr'; it has ['lr', 'weight_decay']"),
+        (["optimizer.lrr=0.5"], "optimizer has no key 'lrr'; did you mean 'lr'?; it has ['lr', 'weight_decay']"),
         (["data.shift={skewness:[4,4]}"], "data.shift names ['skewness'], which CatWorld does not have"),
         (["model.learn_thresholds=true"], "needs task=ordinal"),
         (["data.world.skew=[3]"], "skew must be 2 positive numbers"),

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from catbrain.data.table import header_positions, parse_number
 from catbrain.errors import TableError, UsageError
+from catbrain.predictor.predictor import flat_answer
 
 CHUNK_ROWS = 8_192
 OUTSIDE = "outside_training_range"
@@ -83,20 +84,6 @@ def _no_bom(lines: IO[str]) -> Iterator[str]:
         first = False
 
 
-def flat(answer: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"probabilities": {"cat": 0.2}}`` as ``{"probabilities/cat": 0.2}``; the features outside the training
-    range as one cell, space-separated."""
-    cells: dict[str, Any] = {}
-    for key, value in answer.items():
-        if isinstance(value, dict):
-            cells.update(flat(value, f"{prefix}{key}/"))
-        elif isinstance(value, list):
-            cells[prefix + key] = " ".join(map(str, value))
-        else:
-            cells[prefix + key] = value
-    return cells
-
-
 class Output:
     """Where the answers go, chunk by chunk, in ``text``, ``json`` (one array) or ``csv``."""
 
@@ -121,7 +108,7 @@ class Output:
 
     def _write_csv(self, chunk: Chunk, answers: list[dict[str, Any]]) -> None:
         if self.writer is None:
-            first = flat(answers[0])
+            first = flat_answer(answers[0])
             self.columns = [key for key in first if key != OUTSIDE] + [OUTSIDE]
             clash = sorted(set(self.columns) & set(chunk.header))
             if clash:
@@ -129,7 +116,7 @@ class Output:
             self.writer = csv.writer(self.file, lineterminator="\n")
             self.writer.writerow([*chunk.header, *self.columns])
         for record, answer in zip(chunk.records, answers):
-            cells = flat(answer)
+            cells = flat_answer(answer)
             self.writer.writerow([*record, *(cells.get(column, "") for column in self.columns)])
 
     def close(self) -> None:

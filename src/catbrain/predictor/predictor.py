@@ -91,13 +91,21 @@ class Predictor(nn.Module):
         outputs = self.outputs(features)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def predict(self, rows: Sequence[Sequence[float]] | torch.Tensor, first_row: int = 1) -> list[dict[str, Any]]:
+    def predict(self, rows: Any, first_row: int = 1) -> Any:
         """One answer per row: ``prediction`` (a number or a class name) and what the head adds.
 
         A row with a feature outside the range seen in training names those features in
         ``outside_training_range``: the model is guessing there. Errors number the rows from ``first_row``
-        (a chunk of a longer input).
+        (a chunk of a longer input). ``rows`` may be a list of rows, a tensor or NumPy array, or a pandas
+        DataFrame with a column per feature name: then the answers come back as a DataFrame with its index,
+        one column per answer field (``probabilities/run_away``, ...).
         """
+        if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
+            return self._predict_frame(rows)
+        if hasattr(rows, "__array__") and not isinstance(rows, torch.Tensor):
+            import numpy
+
+            rows = numpy.ascontiguousarray(rows, dtype="float32")  # any strides, any float or int dtype
         features = torch.as_tensor(rows, dtype=torch.float32)
         features = features.unsqueeze(0) if features.dim() == 1 else features
         if features.dim() != 2 or features.shape[1] != self.in_features:
@@ -122,6 +130,16 @@ class Predictor(nn.Module):
             if outside:
                 answer["outside_training_range"] = outside
         return answers
+
+    def _predict_frame(self, frame: Any) -> Any:
+        import pandas
+
+        names = self.feature_names or [str(i) for i in range(self.in_features)]
+        missing = [name for name in names if name not in frame.columns]
+        if missing:
+            raise ValueError(f"the DataFrame has no column {', '.join(missing)}; the model takes {', '.join(names)}")
+        answers = self.predict(frame[names].to_numpy(dtype="float64"))
+        return pandas.DataFrame([flat_answer(answer) for answer in answers], index=frame.index)
 
     def describe(self, answer: dict[str, Any]) -> str:
         """An answer as a person reads it."""
@@ -161,3 +179,17 @@ class Predictor(nn.Module):
 
 def _within(value: float, bounds: list[float] | None) -> bool:
     return bounds is None or bounds[0] <= value <= bounds[1]
+
+
+def flat_answer(answer: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"probabilities": {"cat": 0.2}}`` as ``{"probabilities/cat": 0.2}``; the features outside the training
+    range as one cell, space-separated: one answer as a table's row."""
+    cells: dict[str, Any] = {}
+    for key, value in answer.items():
+        if isinstance(value, dict):
+            cells.update(flat_answer(value, f"{prefix}{key}/"))
+        elif isinstance(value, list):
+            cells[prefix + key] = " ".join(map(str, value))
+        else:
+            cells[prefix + key] = value
+    return cells
