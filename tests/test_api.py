@@ -72,3 +72,27 @@ def test_the_package_says_it_is_typed():
     from pathlib import Path
 
     assert (Path(catbrain.__file__).parent / "py.typed").is_file()
+
+
+def test_bad_rows_raise_the_commands_messages_from_python(brain):
+    from catbrain.errors import UsageError
+
+    predictor = catbrain.load(brain)
+    cases = [
+        ([[0.9]], "rows of shape (1, 1): the model takes (n >= 1, 2) rows of hardness, sharpness"),
+        ([], "rows of shape (0,)"),
+        ([["x", 1]], "rows must be numbers, 2 a row (hardness, sharpness)"),
+        ([[0.5, 0.5], [float("nan"), 1]], "input row 2, hardness: nan is not a finite number"),
+    ]
+    for rows, message in cases:
+        with pytest.raises(UsageError) as raised:
+            predictor.predict(rows)
+        assert message in str(raised.value), rows
+
+
+def test_a_run_dir_that_holds_a_run_is_not_replaced_unless_asked(brain):
+    from catbrain.errors import UsageError
+
+    run_dir = brain.parent.parent
+    with pytest.raises(UsageError, match="holds a run already; give another, or overwrite=True"):
+        catbrain.train(*TINY, run_dir=run_dir)

@@ -64,7 +64,7 @@ def test_cp_copies_a_config_to_edit_and_the_search_path_finds_it(capsys, tmp_pat
     destination.write_text(destination.read_text().replace("lr: 0.02", "lr: 0.03"))
     searchpath = f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]"
     cfg = compose_config([searchpath, "experiment=mine"], tmp_path / "run")
-    assert cfg.optimizer.lr == 0.03 and cfg.name == "weather_3pm"
+    assert cfg.optimizer.lr == 0.03 and cfg.name == "mine"  # its own name: summaries are titled by it
     code, out, err = outcome(["cp", "experiment/weather_3pm", str(destination)], capsys)
     assert code == 2 and "exists; give overwrite=true" in err and "lr: 0.03" in destination.read_text()
     code, out, err = outcome(["cp", "experiment/weather3pm", str(tmp_path / "x.yaml")], capsys)
@@ -112,3 +112,10 @@ def test_the_latest_run_is_one_link_away_also_when_runs_start_together(tmp_path)
     assert result.returncode == 0, result.stderr
     time.sleep(0.01)
     assert not list((tmp_path / "outputs" / "train").glob(".latest.*"))  # no temporary link left behind
+
+
+def test_a_description_keeps_a_formula_whole():
+    from catbrain.commands.cli import conf_root
+
+    text = description(conf_root() / "experiment" / "cat_threat.yaml")
+    assert text.startswith("The book's cat brain: learn the threat score w . (hardness, sharpness) + b")

@@ -100,7 +100,7 @@ def test_rows_of_the_wrong_width_are_refused_naming_the_shapes():
     predictor = Predictor(Linear(2), NumberHead(), ["hardness", "sharpness"])
     assert len(predictor.predict([0.5, 0.5])) == 1  # one row
     for rows in ([[1.0, 2.0, 3.0, 4.0]], [1.0, 2.0, 3.0], [[[1.0, 2.0]]]):
-        with pytest.raises(ValueError, match=r"the model takes \(n, 2\) rows of hardness, sharpness"):
+        with pytest.raises(ValueError, match=r"the model takes \(n >= 1, 2\) rows of hardness, sharpness"):
             predictor.predict(rows)
 
 

@@ -16,12 +16,12 @@ __version__ = "0.1.0"
 __all__ = ["Run", "__version__", "load", "train"]
 
 
-def train(*overrides: str, run_dir: str | Path | None = None) -> Run:
+def train(*overrides: str, run_dir: str | Path | None = None, overwrite: bool = False) -> Run:
     """Train as ``catbrain train <overrides>`` would; a :class:`~catbrain.commands.api.Run` (``.metrics``,
     ``.run_dir``, ``.checkpoint``, ``.config``). See :mod:`catbrain.commands.api`."""
     from catbrain.commands.api import train as train_run
 
-    return train_run(*overrides, run_dir=run_dir)
+    return train_run(*overrides, run_dir=run_dir, overwrite=overwrite)
 
 
 def load(path: str | Path, trust_model: str | None = None) -> Predictor:

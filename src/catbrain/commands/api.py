@@ -51,8 +51,11 @@ def default_run_dir() -> Path:
     return candidate
 
 
-def train(*overrides: str, run_dir: str | Path | None = None) -> Run:
-    """Train as ``catbrain train <overrides>`` would, into ``run_dir`` (default: a new ``outputs/train/...``)."""
+def train(*overrides: str, run_dir: str | Path | None = None, overwrite: bool = False) -> Run:
+    """Train as ``catbrain train <overrides>`` would, into ``run_dir`` (default: a new ``outputs/train/...``).
+
+    A ``run_dir`` that already holds a run is refused unless ``overwrite=True`` (a resume, ``ckpt_path=...``,
+    carries on in its own run's folder)."""
     from omegaconf import OmegaConf
 
     from catbrain.commands.launcher import preflight
@@ -70,6 +73,10 @@ def train(*overrides: str, run_dir: str | Path | None = None) -> Run:
     resumed = [a.split("=", 1)[1] for a in added if a.startswith("hydra.run.dir=")]  # a resume: its own folder
     added = [a for a in added if not a.startswith("hydra.run.dir=")]
     folder = Path(run_dir) if run_dir is not None else Path(resumed[-1]) if resumed else default_run_dir()
+    if not resumed and not overwrite and any((folder / name).exists() for name in ("metrics.json", "checkpoints")):
+        from catbrain.errors import UsageError
+
+        raise UsageError(f"run_dir={str(folder)!r} holds a run already; give another, or overwrite=True")
     cfg = compose_config([*arguments, *added], folder)
     metrics = train_run(cfg, overrides=[*arguments, *added])
     config = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"))

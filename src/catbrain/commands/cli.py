@@ -82,7 +82,7 @@ def description(path: Path) -> str:
             break
         if not text.startswith("# @package"):
             lines.append(text.lstrip("#").strip())
-    first = re.split(r"(?<=[.?!])\s+(?=[A-Z(])", " ".join(lines), maxsplit=1)[0]
+    first = re.split(r"(?<=\S[.?!])\s+(?=[A-Z(])", " ".join(lines), maxsplit=1)[0]  # not "w . x"
     return first if not first or first[-1] in ".?!:" else first + "."
 
 
@@ -126,7 +126,12 @@ def cp(arguments: Sequence[str]) -> None:
     refuse_existing([destination], "destination", overwrite)
     from catbrain.run.files import write_atomically
 
-    write_atomically(destination, source.read_text(encoding="utf-8"))
+    text = source.read_text(encoding="utf-8")
+    if source.parent.name == "experiment":  # the copy is an experiment of its own: summaries take its name
+        import re
+
+        text = re.sub(r"(?m)^name: .*$", f"name: {destination.stem}", text)
+    write_atomically(destination, text)
     print(f"{names[0]} -> {destination}")
     print(f"use it: catbrain train 'hydra.searchpath=[file://{destination.parent.parent.resolve()}]' "
           f"{source.parent.name}={destination.stem}")  # fmt: skip

@@ -48,7 +48,11 @@ def header_positions(name: str, header: list[str], wanted: Sequence[str]) -> dic
         raise TableError(f"{name} has the column {', '.join(repeated)} more than once in its header")
     missing = [column for column in wanted if column not in header]
     if missing:
-        raise TableError(f"{name} has no column {', '.join(missing)}; its header is {', '.join(header)}")
+        import difflib
+
+        near = difflib.get_close_matches(missing[0], header, n=1, cutoff=0.6)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise TableError(f"{name} has no column {', '.join(missing)}{hint}; its header is {', '.join(header)}")
     return {column: header.index(column) for column in wanted}
 
 

@@ -102,18 +102,7 @@ class Predictor(nn.Module):
         """
         if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
             return self._predict_frame(rows)
-        if hasattr(rows, "__array__") and not isinstance(rows, torch.Tensor):
-            import numpy
-
-            rows = numpy.ascontiguousarray(rows, dtype="float32")  # any strides, any float or int dtype
-        features = torch.as_tensor(rows, dtype=torch.float32)
-        features = features.unsqueeze(0) if features.dim() == 1 else features
-        if features.dim() != 2 or features.shape[1] != self.in_features:
-            names = ", ".join(self.feature_names or [])
-            raise ValueError(
-                f"rows of shape {tuple(features.shape)}: the model takes (n, {self.in_features}) rows"
-                + (f" of {names}" if names else "")
-            )
+        features = self._features(rows, first_row)
         with torch.no_grad():
             outputs = self.outputs(features.to(self.input_mean.device))
         for output in outputs:  # never a silent inf or NaN answer
@@ -130,6 +119,31 @@ class Predictor(nn.Module):
             if outside:
                 answer["outside_training_range"] = outside
         return answers
+
+    def _features(self, rows: Any, first_row: int) -> torch.Tensor:
+        """``rows`` as an ``(n, in_features)`` float32 tensor of finite numbers; a :class:`UsageError` naming the
+        row and feature otherwise (as ``catbrain-predict`` names them)."""
+        names = self.feature_names or [str(i) for i in range(self.in_features)]
+        try:
+            if hasattr(rows, "__array__") and not isinstance(rows, torch.Tensor):
+                import numpy
+
+                rows = numpy.ascontiguousarray(rows, dtype="float32")  # any strides, any float or int dtype
+            features = torch.as_tensor(rows, dtype=torch.float32)
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"rows must be numbers, {len(names)} a row ({', '.join(names)}): {error}") from None
+        features = features.unsqueeze(0) if features.dim() == 1 and features.numel() else features
+        if features.dim() != 2 or features.shape[1] != self.in_features or not len(features):
+            raise UsageError(
+                f"rows of shape {tuple(features.shape)}: the model takes (n >= 1, {self.in_features}) rows of "
+                + ", ".join(names)
+            )
+        finite = torch.isfinite(features)
+        if not bool(finite.all()):
+            row, column = (int(i) for i in (~finite).nonzero()[0])
+            value = float(features[row, column])
+            raise UsageError(f"input row {row + first_row}, {names[column]}: {value} is not a finite number")
+        return features
 
     def _predict_frame(self, frame: Any) -> Any:
         import pandas

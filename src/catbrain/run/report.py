@@ -165,6 +165,7 @@ def stopped_line(metrics: dict[str, Any]) -> str:
     from catbrain.run.stopping import REASONS
 
     reason = REASONS.get(str(metrics["stopped"]), str(metrics["stopped"]))
-    epochs = f" after {metrics['epochs']:.0f} epochs" if "epochs" in metrics else ""
+    count = metrics.get("epochs")
+    epochs = f" after {count:.0f} epoch{'' if count == 1 else 's'}" if count is not None else ""
     because = f" ({metrics['stopped_reason']})" if metrics.get("stopped_reason") else ""
     return f"{reason}{epochs}{because}"
