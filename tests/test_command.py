@@ -119,3 +119,9 @@ def test_a_description_keeps_a_formula_whole():
 
     text = description(conf_root() / "experiment" / "cat_threat.yaml")
     assert text.startswith("The book's cat brain: learn the threat score w . (hardness, sharpness) + b")
+
+
+def test_each_hydra_command_names_catbrains_version(tmp_path):
+    result = run_cli("catbrain-train", "--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("catbrain 0.") and "hydra-core " in result.stdout
+    assert list(tmp_path.iterdir()) == []

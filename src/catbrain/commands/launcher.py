@@ -143,6 +143,11 @@ def launch(
     """Run a ``@hydra.main`` app after :func:`preflight` has turned any bad input into one line."""
     die_quietly_on_broken_pipe()
     argv = sys.argv[1:]
+    if "--version" in argv:  # catbrain's version (and its stack's), not Hydra's alone
+        from catbrain.commands.cli import version_line
+
+        print(version_line())
+        return
     with errors_as_one_line(prog):
         injected = preflight(config_name, argv, required, prepare)
     global user_arguments
