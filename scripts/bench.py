@@ -16,6 +16,9 @@ Sections:
   memory      peak RSS of training on 10M rows against the import baseline plus the dataset's bytes.
   startup     wall time of a tiny catbrain-train against `python -c "import pytorch_lightning, hydra"`.
   busy        a small fit idle and beside one busy process per core, with threads=auto and one per core.
+  predict     catbrain-predict streaming a 5M-row CSV: rows/s and peak memory.
+  serve       catbrain-serve under a bounded load test (N requests from M concurrent clients, 127.0.0.1):
+              requests/s and p50/p99 latency for 1-row and 1000-row requests.
 
 Timings on a shared machine are noisy: each figure is the best of --repeat runs.
 """
@@ -498,6 +501,16 @@ def markdown(report: dict) -> str:
         lines += [f"| {mode} | {r['seconds']:.1f} | {r['rows_per_s']:,.0f} | {r['peak_bytes'] / 2**20:,.0f} |"
                   for mode, r in p["results"].items()]  # fmt: skip
         lines.append("")
+    if "serve" in report:
+        lines += [f"catbrain-serve, POST /predict from {report['serve']['clients']} concurrent clients on 127.0.0.1 "
+                  "(server and clients on this machine):", "",
+                  "| request | requests | requests/s | rows/s | p50 ms | p99 ms |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, r in report["serve"]["results"].items():
+            rows = int(name.split()[0])
+            lines.append(f"| {name} | {r['requests']:,} | {r['requests_per_s']:,.0f} | "
+                         f"{r['requests_per_s'] * rows:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")  # fmt: skip
+        lines.append("")
     lines.append("GPU: " + (report.get("gpu") or "not measured (no GPU on this machine)."))
     return "\n".join(lines)
 
@@ -547,6 +560,97 @@ def predict_speed(args: argparse.Namespace) -> dict:
     return result
 
 
+SERVE_CHILD = """
+import sys
+sys.path[:0] = [{src!r}]
+from catbrain.commands.serve import main
+main(sys.argv[1:])
+"""
+
+
+async def http_client(host: str, port: int, request: bytes, count: int, latencies: list[float]) -> None:
+    """One client on one kept-alive connection: send ``request``, read the whole answer, ``count`` times."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            writer.write(request)
+            status = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if b" 200 " not in status:
+                raise RuntimeError(f"the server answered {status!r}")
+    finally:
+        writer.close()
+
+
+def load_test(host: str, port: int, body: bytes, requests: int, clients: int) -> dict:
+    """``requests`` POST /predict from ``clients`` concurrent connections: requests/s and latency percentiles."""
+    import asyncio
+
+    request = (f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+    latencies: list[float] = []
+
+    async def run_all() -> float:
+        started = time.perf_counter()
+        share = [requests // clients + (i < requests % clients) for i in range(clients)]
+        await asyncio.gather(*(http_client(host, port, request, n, latencies) for n in share))
+        return time.perf_counter() - started
+
+    seconds = asyncio.run(run_all())
+    ordered = sorted(latencies)
+
+    def percentile(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"requests": len(ordered), "clients": clients, "seconds": seconds,
+            "requests_per_s": len(ordered) / seconds, "p50_ms": percentile(0.5), "p99_ms": percentile(0.99),
+            "max_ms": ordered[-1] * 1000}  # fmt: skip
+
+
+def serve_speed(args: argparse.Namespace) -> dict:
+    """catbrain-serve under a bounded load test: N requests from M concurrent clients on 127.0.0.1, 1-row and
+    1000-row requests; the server in its own process (as deployed), the clients in this one."""
+    from catbrain.commands.train import train
+    from catbrain.config import compose_config
+
+    requests = 2_000 if args.quick else 20_000
+    clients = 8
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        run_dir = Path(folder) / "run"
+        small = ["data.n_train=2000", "trainer.max_epochs=1", "logger=none", "plots=false", "trainer.accelerator=cpu"]
+        train(compose_config([*small, "callbacks=model_checkpoint", "trainer.enable_progress_bar=false"], run_dir))
+        checkpoint = run_dir / "checkpoints" / "best.ckpt"
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVE_CHILD.format(src=str(ROOT / "src")), f"ckpt_path={checkpoint}", "port=0"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            line = server.stdout.readline()
+            address = line.split("http://")[1].split()[0]
+            host, port = address.rsplit(":", 1)
+            generator = torch.Generator().manual_seed(0)
+            for rows in (1, 1000):
+                body = json.dumps({"inputs": torch.rand(rows, 2, generator=generator).tolist()}).encode()
+                n = requests if rows == 1 else max(200, requests // 20)
+                load_test(host, int(port), body, min(n, 500), clients)  # warm up
+                results[f"{rows} row{'s' * (rows > 1)}"] = load_test(host, int(port), body, n, clients)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    result = {"clients": clients, "results": results}
+    print(f"  serve: {result}", file=sys.stderr)
+    return result
+
+
 SECTIONS = {
     "throughput": throughput,
     "quality": quality,
@@ -555,6 +659,7 @@ SECTIONS = {
     "startup": startup,
     "busy": busy,
     "predict": predict_speed,
+    "serve": serve_speed,
 }
 
 

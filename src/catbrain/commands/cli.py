@@ -1,6 +1,6 @@
 """catbrain: one command for all of catbrain (also ``python -m catbrain``).
 
-    catbrain train experiment=weather_3pm          # = catbrain-train ...; eval, predict, export, search, data alike
+    catbrain train experiment=weather_3pm          # = catbrain-train ...; eval, predict, export, data, serve...
     catbrain ls                                    # the config groups, each option with its one-line description
     catbrain ls experiment                         # one group's options
     catbrain cp experiment/cat_threat my_configs/experiment/mine.yaml   # copy a config to edit
@@ -28,6 +28,7 @@ COMMANDS = {
     "export": "catbrain.commands.export",
     "search": "catbrain.commands.search",
     "data": "catbrain.commands.data",
+    "serve": "catbrain.commands.serve",
 }
 PACKAGES = ("catbrain", "torch", "pytorch-lightning", "hydra-core")
 

@@ -64,19 +64,30 @@ def _json_integer(text: str) -> float:
     return float(text)
 
 
+def parse_json(text: str | bytes, what: str = "input") -> object:
+    """JSON text as Python values, integers of any length as floats; a :class:`UsageError` naming ``what`` if it is
+    not JSON."""
+    try:
+        return json.loads(text, parse_int=_json_integer)
+    except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as error:
+        raise UsageError(f"{what} is not valid JSON ({error})") from None
+
+
 def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:
     """Rows of floats from JSON text: one row, or a list of rows, each as wide as the features."""
-    try:
-        data = json.loads(text, parse_int=_json_integer)
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise UsageError(f"input is not valid JSON ({error})") from None
+    return rows_from_data(parse_json(text), feature_names)
+
+
+def rows_from_data(data: object, feature_names: list[str], what: str = "input") -> list[list[float]]:
+    """Rows of floats from parsed JSON: one row, or a list of rows (lists of numbers, or objects keyed by feature
+    name), each as wide as the features; a :class:`UsageError` naming the row and feature otherwise."""
     if isinstance(data, (list, dict)) and data and not any(isinstance(item, (list, dict)) for item in data):
         data = [data]  # one row
     as_list = ", ".join("0.5" for _ in feature_names)
     as_object = ", ".join(f'"{name}": 0.5' for name in feature_names)
     example = f"[[{as_list}]] or [{{{as_object}}}]"
     if not isinstance(data, list) or not data or not all(isinstance(row, (list, dict)) for row in data):
-        raise UsageError(f"input must be a JSON list of rows like {example}")
+        raise UsageError(f"{what} must be a JSON list of rows like {example}")
     rows = []
     for i, row in enumerate(data, start=1):
         if isinstance(row, dict):
@@ -84,15 +95,15 @@ def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:
             missing = [name for name in feature_names if name not in row]
             if unknown or missing:
                 raise UsageError(
-                    f"input row {i} must have the keys {feature_names}"
+                    f"{what} row {i} must have the keys {feature_names}"
                     + (f"; it lacks {missing}" if missing else "")
                     + (f"; unknown {unknown}" if unknown else "")
                 )
             row = [row[name] for name in feature_names]
         if len(row) != len(feature_names):
             expected = f"{len(feature_names)} ({', '.join(feature_names)})"
-            raise UsageError(f"input row {i} has {len(row)} values; the model takes {expected}")
-        rows.append([parse_number(value, f"input row {i}, {name}") for value, name in zip(row, feature_names)])
+            raise UsageError(f"{what} row {i} has {len(row)} values; the model takes {expected}")
+        rows.append([parse_number(value, f"{what} row {i}, {name}") for value, name in zip(row, feature_names)])
     return rows
 
 

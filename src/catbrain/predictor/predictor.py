@@ -114,11 +114,22 @@ class Predictor(nn.Module):
                 )
         answers = self.head.answers(outputs, self.model)
         names = self.feature_names or [str(i) for i in range(self.in_features)]
-        for row, answer in zip(features.tolist(), answers):
-            outside = [name for name, value in zip(names, row) if not _within(value, self.feature_ranges.get(name))]
-            if outside:
-                answer["outside_training_range"] = outside
+        outside = self._outside_training_range(features, names)
+        if outside is not None:
+            for row in outside.any(1).nonzero().flatten().tolist():
+                answers[row]["outside_training_range"] = [n for n, out in zip(names, outside[row].tolist()) if out]
         return answers
+
+    def _outside_training_range(self, features: torch.Tensor, names: list[str]) -> torch.Tensor | None:
+        """``(n, features)``: which values lie outside the range seen in training (``None``: no ranges known)."""
+        if not self.feature_ranges:
+            return None
+        inf = float("inf")
+        bounds = [self.feature_ranges.get(name) or [-inf, inf] for name in names]
+        low = torch.tensor([float(b[0]) for b in bounds], dtype=torch.float64)
+        high = torch.tensor([float(b[1]) for b in bounds], dtype=torch.float64)
+        values = features.cpu().double()
+        return (values < low) | (values > high)
 
     def _features(self, rows: Any, first_row: int) -> torch.Tensor:
         """``rows`` as an ``(n, in_features)`` float32 tensor of finite numbers; a :class:`UsageError` naming the
@@ -189,10 +200,6 @@ class Predictor(nn.Module):
         if raw is None or len(raw[0]) != 1:
             return None
         return raw[0][0], float(raw[1][0])
-
-
-def _within(value: float, bounds: list[float] | None) -> bool:
-    return bounds is None or bounds[0] <= value <= bounds[1]
 
 
 def flat_answer(answer: dict[str, Any], prefix: str = "") -> dict[str, Any]:
