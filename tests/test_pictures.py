@@ -40,6 +40,8 @@ def assert_png(path) -> None:
 def test_each_run_draws_the_pictures_that_apply(tmp_path, experiment, expected):
     metrics = train(compose_config([f"experiment={experiment}", *QUIET, *SMALL], tmp_path))
     assert picture_names(tmp_path) == expected  # and no temporary files left behind
+    assert (tmp_path / "explore.html").is_file()
+    assert "[explore.html](explore.html)" in (tmp_path / "report.md").read_text()
     for name in expected:
         assert_png(tmp_path / "plots" / name)
     report = (tmp_path / "report.md").read_text()
@@ -99,7 +101,7 @@ def test_learning_curves_follow_the_epochs_and_survive_a_resume(tmp_path):
 
 def test_plots_false_draws_nothing_but_still_reports(tmp_path):
     train(compose_config([*QUIET, *SMALL, "plots=false"], tmp_path))
-    assert not (tmp_path / "plots").exists()
+    assert not (tmp_path / "plots").exists() and not (tmp_path / "explore.html").exists()
     assert "## test metrics" in (tmp_path / "report.md").read_text()
 
 
@@ -115,6 +117,7 @@ def test_eval_draws_and_reports_on_its_own_data(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert picture_names(tmp_path / "eval") == {"decision_plane.png"}
+    assert (tmp_path / "eval" / "explore.html").is_file()
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     report = (tmp_path / "eval" / "report.md").read_text()
     assert (

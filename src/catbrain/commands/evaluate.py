@@ -59,7 +59,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
 
     from catbrain.commands.train import run_title
     from catbrain.predictor import read_checkpoint
-    from catbrain.run import files, plots, report, results
+    from catbrain.run import explore, files, plots, report, results
     from catbrain.run.trainer import make_trainer, quiet_lightning
     from catbrain.validation import validate
 
@@ -91,6 +91,8 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     files.write_metrics(run_dir, metrics)
     title = f"catbrain-eval: {run_title(cfg)}"
     pictures = plots.draw_run(task, datamodule, [], run_dir, cfg.name, metrics) if cfg.plots else []
+    if cfg.plots:
+        explore.write_explore(predictor, datamodule, run_dir, title)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, overrides)
     report.print_summary(title, metrics, datamodule.feature_names, run_dir)

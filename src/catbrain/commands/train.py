@@ -111,17 +111,18 @@ def report_run(
     command: list[str] | None,
 ) -> None:
     """metrics.json, the pictures, report.md, the summary on the console, and the same to the trackers."""
-    from catbrain.run import files, plots, report, tracking
+    from catbrain.run import explore, files, plots, report, tracking
 
     run_dir = Path(cfg.run_dir)
     files.write_metrics(run_dir, metrics)
     title = f"catbrain-train: {run_title(cfg)}"
     pictures = plots.draw_run(task, datamodule, history, run_dir, cfg.name, metrics) if cfg.plots else []
     plots.log_pictures(lightning, pictures)
+    page = [explore.write_explore(task.predictor, datamodule, run_dir, title)] if cfg.plots else []
     report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, command)
     report.print_summary(title, metrics, datamodule.feature_names, run_dir)
     tracking.log_metrics(lightning, metrics)
-    written = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures]
+    written = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures, *page]
     tracking.log_files(lightning, written, root=run_dir)
 
 

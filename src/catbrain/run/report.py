@@ -52,6 +52,9 @@ def write_report(
         ]
     for name, header, rows in summary_tables(metrics, feature_names):
         lines += [f"## {name}", "", markdown_table(header, rows), ""]
+    if (run_dir / "explore.html").exists():
+        lines += ["Explore the model: [explore.html](explore.html) (open it in a browser: sliders for the features, "
+                  "its answer live).", ""]  # fmt: skip
     if pictures:
         lines += ["## Pictures", ""]
         for picture in pictures:
