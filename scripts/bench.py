@@ -507,7 +507,7 @@ def markdown(report: dict) -> str:
                   "| request | requests | requests/s | rows/s | p50 ms | p99 ms |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
         for name, r in report["serve"]["results"].items():
-            rows = int(name.split()[0])
+            rows = int(name.split()[0])  # "1 row", "1000 rows", "1 row, beside 2 busy processes"
             lines.append(f"| {name} | {r['requests']:,} | {r['requests_per_s']:,.0f} | "
                          f"{r['requests_per_s'] * rows:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")  # fmt: skip
         lines.append("")
@@ -643,6 +643,15 @@ def serve_speed(args: argparse.Namespace) -> dict:
                 n = requests if rows == 1 else max(200, requests // 20)
                 load_test(host, int(port), body, min(n, 500), clients)  # warm up
                 results[f"{rows} row{'s' * (rows > 1)}"] = load_test(host, int(port), body, n, clients)
+            # a busy laptop: the same 1-row test beside one busy process per core
+            cores = os.cpu_count() or 1
+            loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=600)]) for _ in range(cores)]
+            try:
+                body = json.dumps({"inputs": [[0.9, 0.8]]}).encode()
+                results[f"1 row, beside {cores} busy processes"] = load_test(host, int(port), body, requests, clients)
+            finally:
+                for loop in loops:
+                    loop.kill()
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -198,7 +198,7 @@ def test_bad_requests_get_a_json_error_naming_the_problem(server, method, path, 
 
 
 def test_a_body_over_the_limit_is_413_announced_or_streamed(tiny_checkpoint):
-    small = Server(f"ckpt_path={tiny_checkpoint}", "max_body_bytes=1000")
+    small = Server(f"ckpt_path={tiny_checkpoint}", "max_body_bytes=1000", "max_rows=3")
     try:
         body = json.dumps({"inputs": [[0.5, 0.5]] * 200})  # 2,412 bytes
         status, answer, _ = small.request("POST", "/predict", body)
@@ -211,6 +211,16 @@ def test_a_body_over_the_limit_is_413_announced_or_streamed(tiny_checkpoint):
         assert response.status == 413 and "over the limit" in json.loads(response.read())["error"]
         connection.close()
         assert small.post("/predict", {"inputs": [[0.5, 0.5]]})[0] == 200  # within the limit
+        # a body within the bytes limit may still ask about too many rows: refused before any is read
+        for path, payload in [("/predict", {"inputs": [[0.5, 0.5]] * 4}),
+                              ("/invocations", {"dataframe_split": {"columns": ["hardness", "sharpness"],
+                                                                    "data": [[1, 2]] * 4}}),
+                              ("/invocations", {"inputs": {"hardness": [1] * 4, "sharpness": [1] * 4}})]:  # fmt: skip
+            status, answer, _ = small.post(path, payload)
+            assert status == 400 and "the request has 4 rows; this server answers at most 3" in answer["error"]
+        status, answer, _ = small.request("POST", "/invocations", "hardness,sharpness\n" + "1,2\n" * 4,
+                                          {"Content-Type": "text/csv"})  # fmt: skip
+        assert status == 400 and "over 3 rows" in answer["error"]
     finally:
         code, err = small.stop()
     assert code == 0 and "Traceback" not in err, err
@@ -242,7 +252,7 @@ def test_concurrent_clients_each_get_their_own_answers(server, tiny_checkpoint):
 
 
 def test_a_large_request_is_answered_whole(server, tiny_checkpoint, capsys):
-    rows = [[(i % 97) / 97, (i % 89) / 89] for i in range(3000)]  # answered off the event loop
+    rows = [[(i % 97) / 97, (i % 89) / 89] for i in range(3000)]  # a body over 16 KiB: answered off the event loop
     status, answer, _ = server.post("/predict", {"inputs": rows})
     assert status == 200 and len(answer["predictions"]) == 3000
     assert answer["predictions"][::500] == expected_answers(tiny_checkpoint, rows[::500], capsys)
@@ -254,6 +264,7 @@ def test_a_large_request_is_answered_whole(server, tiny_checkpoint, capsys):
         (["port=http"], "port='http': must be an integer from 0 to 65535"),
         (["port=70000"], "must be an integer from 0 to 65535"),
         (["max_body_bytes=0"], "max_body_bytes='0'"),
+        (["max_rows=1.5"], "max_rows='1.5': must be an integer"),
         (["threads=-1"], "threads='-1'"),
         (["access_log=yes"], "access_log='yes': must be true or false"),
         (["host=no such host"], "host='no such host'"),

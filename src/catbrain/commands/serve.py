@@ -28,7 +28,7 @@ from typing import Any
 
 from catbrain.commands import common
 from catbrain.commands.common import errors_as_one_line
-from catbrain.commands.serving import MAX_BODY_BYTES
+from catbrain.commands.serving import MAX_BODY_BYTES, MAX_ROWS
 from catbrain.errors import UsageError
 
 PROG = "catbrain-serve"
@@ -37,6 +37,7 @@ ARGUMENTS = {
     "host": "the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)",
     "port": "the port (default 8000; 0: any free port, printed at start)",
     "max_body_bytes": "the largest request body accepted; larger ones get 413 (default 8388608, 8 MiB)",
+    "max_rows": "the most rows a request may ask about; more get 400 (default 100000)",
     "threads": "torch threads for answering (default 1: the fastest for small requests on a busy machine)",
     "access_log": "true to print a line per request (default false)",
     "trust_model": "a model class of your own that the checkpoint may name, e.g. my_package.WideNet",
@@ -77,6 +78,7 @@ def parse_arguments(argv: Sequence[str]) -> dict[str, Any]:
         "host": host,
         "port": _integer(arguments, "port", 8000, 0, 65535),
         "max_body_bytes": _integer(arguments, "max_body_bytes", MAX_BODY_BYTES, 1, 2**40),
+        "max_rows": _integer(arguments, "max_rows", MAX_ROWS, 1, 2**40),
         "threads": _integer(arguments, "threads", 1, 1, 1024),
         "access_log": access_log == "true",
     }
@@ -114,7 +116,7 @@ def serve(settings: dict[str, Any]) -> None:
 
     torch.set_num_threads(settings["threads"])
     predictor = load_predictor(settings["ckpt_path"], settings["trust_model"])
-    app = make_app(predictor, settings["max_body_bytes"])
+    app = make_app(predictor, settings["max_body_bytes"], settings["max_rows"])
     sock = listening_socket(settings["host"], settings["port"])
     host, port = sock.getsockname()[:2]
     try:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 PROG = "catbrain-serve"
 MAX_BODY_BYTES = 8 * 1024 * 1024
-INLINE_ROWS = 256  # larger requests are answered in a worker thread, so /health stays quick meanwhile
+MAX_ROWS = 100_000
+INLINE_BYTES = 16 * 1024  # larger bodies are read and answered in a worker thread, so /health stays quick meanwhile
 MLFLOW_KEYS = ("inputs", "dataframe_split", "dataframe_records", "instances")
 ENDPOINTS = {"/predict": "POST", "/invocations": "POST", "/health": "GET", "/metadata": "GET"}
 
@@ -28,9 +29,9 @@ class PayloadTooLarge(Exception):
     """A request body over the server's limit (HTTP 413)."""
 
 
-def rows_of(payload: object, feature_names: list[str], mlflow: bool) -> list[list[float]]:
+def rows_of(payload: object, feature_names: list[str], mlflow: bool, max_rows: int = MAX_ROWS) -> list[list[float]]:
     """The rows a request body asks about: ``{"inputs": ...}`` for /predict; MLflow's payloads too for
-    /invocations. A :class:`UsageError` that names what is wrong otherwise."""
+    /invocations. A :class:`UsageError` that names what is wrong otherwise, or that there are over ``max_rows``."""
     from catbrain.commands.predict import rows_from_data
 
     allowed = MLFLOW_KEYS if mlflow else ("inputs",)
@@ -42,6 +43,10 @@ def rows_of(payload: object, feature_names: list[str], mlflow: bool) -> list[lis
             f'e.g. {{"inputs": [{{{example}}}]}}'
         )
     key, value = next(iter(payload.items()))
+    count = _row_count(key, value)
+    if count > max_rows:
+        raise UsageError(f"the request has {count} rows; this server answers at most {max_rows} a request "
+                         "(max_rows): split it")  # fmt: skip
     if key == "dataframe_split":
         return rows_from_data(_split_records(value, feature_names), feature_names, "dataframe_split")
     if key == "dataframe_records":
@@ -49,6 +54,16 @@ def rows_of(payload: object, feature_names: list[str], mlflow: bool) -> list[lis
     if key == "inputs" and isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
         return rows_from_data(_columns_records(value, feature_names), feature_names, "inputs")
     return rows_from_data(value, feature_names, key)
+
+
+def _row_count(key: str, value: object) -> int:
+    """How many rows a payload holds, before any of them is read."""
+    if key == "dataframe_split" and isinstance(value, dict) and isinstance(value.get("data"), list):
+        return len(value["data"])
+    if isinstance(value, dict):
+        first = next(iter(value.values()), None)
+        return len(first) if isinstance(first, list) else 1
+    return len(value) if isinstance(value, list) else 1
 
 
 def _only_features(records: object, feature_names: list[str]) -> object:
@@ -83,7 +98,7 @@ def _columns_records(columns: dict[str, list[Any]], feature_names: list[str]) ->
     return [dict(zip(feature_names, values)) for values in zip(*(columns[name] for name in feature_names))]
 
 
-def _csv_rows(body: bytes, feature_names: list[str]) -> list[list[float]]:
+def _csv_rows(body: bytes, feature_names: list[str], max_rows: int = MAX_ROWS) -> list[list[float]]:
     """A CSV body (MLflow's ``text/csv``): a header naming the features, then rows."""
     import csv
     import io
@@ -104,6 +119,9 @@ def _csv_rows(body: bytes, feature_names: list[str]) -> list[list[float]]:
                                  f"{len(header)}")  # fmt: skip
             where = f"CSV body line {reader.line_num}, column "
             rows.append([parse_number(record[positions[name]], where + name) for name in feature_names])
+            if len(rows) > max_rows:
+                raise UsageError(f"the CSV body has over {max_rows} rows, the most this server answers a request "
+                                 "(max_rows): split it")  # fmt: skip
     except UnicodeDecodeError:
         raise TableError("the CSV body is not UTF-8 text") from None
     except csv.Error as error:
@@ -128,7 +146,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def make_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
+def make_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_rows: int = MAX_ROWS) -> Any:
     """The ASGI application serving ``predictor``: a Starlette app whose every answer is JSON."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -156,21 +174,22 @@ def make_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def answer(rows: list[list[float]]) -> Response:
+    def answer(body: bytes, csv_body: bool, mlflow: bool) -> Response:
+        from catbrain.commands.predict import parse_json
+
+        if csv_body:
+            rows = _csv_rows(body, feature_names, max_rows)
+        else:
+            rows = rows_of(parse_json(body, "the body"), feature_names, mlflow, max_rows)
         return reply({"predictions": predictor.predict(rows)})
 
     async def serve_rows(request: Request, mlflow: bool) -> Response:
-        from catbrain.commands.predict import parse_json
-
         try:
             body = await body_of(request)
-            if mlflow and request.headers.get("content-type", "").split(";")[0].strip() == "text/csv":
-                rows = _csv_rows(body, feature_names)
-            else:
-                rows = rows_of(parse_json(body, "the body"), feature_names, mlflow)
-            if len(rows) <= INLINE_ROWS:
-                return answer(rows)
-            return await run_in_threadpool(answer, rows)
+            csv_body = mlflow and request.headers.get("content-type", "").split(";")[0].strip() == "text/csv"
+            if len(body) <= INLINE_BYTES:
+                return answer(body, csv_body, mlflow)
+            return await run_in_threadpool(answer, body, csv_body, mlflow)
         except PayloadTooLarge:
             return reply({"error": f"the body is over the limit of {max_body_bytes} bytes (max_body_bytes)"}, 413)
         except BadInput as error:

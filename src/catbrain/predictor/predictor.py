@@ -103,7 +103,7 @@ class Predictor(nn.Module):
         if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
             return self._predict_frame(rows)
         features = self._features(rows, first_row)
-        with torch.no_grad():
+        with torch.inference_mode():
             outputs = self.outputs(features.to(self.input_mean.device))
         for output in outputs:  # never a silent inf or NaN answer
             if output.is_floating_point() and not bool(torch.isfinite(output).all()):
@@ -124,10 +124,14 @@ class Predictor(nn.Module):
         """``(n, features)``: which values lie outside the range seen in training (``None``: no ranges known)."""
         if not self.feature_ranges:
             return None
-        inf = float("inf")
-        bounds = [self.feature_ranges.get(name) or [-inf, inf] for name in names]
-        low = torch.tensor([float(b[0]) for b in bounds], dtype=torch.float64)
-        high = torch.tensor([float(b[1]) for b in bounds], dtype=torch.float64)
+        key = (tuple(names), repr(self.feature_ranges))
+        if getattr(self, "_bounds", (None,))[0] != key:  # built once: a server asks about one row at a time
+            inf = float("inf")
+            bounds = [self.feature_ranges.get(name) or [-inf, inf] for name in names]
+            low = torch.tensor([float(b[0]) for b in bounds], dtype=torch.float64)
+            high = torch.tensor([float(b[1]) for b in bounds], dtype=torch.float64)
+            self._bounds = (key, low, high)
+        _, low, high = self._bounds
         values = features.cpu().double()
         return (values < low) | (values > high)
 
