@@ -15,6 +15,7 @@ MAY_IMPORT = {
     "compat": set(),
     "models": set(),
     "worlds": set(),
+    "stacked": set(),  # many models at once: torch only
     "predictor": {"errors", "models"},
     "data": {"errors", "compat"},
     "tasks": {"errors", "compat", "models", "predictor"},

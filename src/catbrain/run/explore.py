@@ -50,7 +50,8 @@ def page_data(predictor: Any, datamodule: Any, title: str) -> dict[str, Any]:
     """Everything the page shows, as plain JSON values."""
     metadata = predictor.metadata()
     names = list(datamodule.feature_names)
-    train = datamodule.splits["train"]
+    split = "train" if "train" in datamodule.splits else "test"  # eval on a test file alone has no training rows
+    train = datamodule.splits[split]
     features = train["features"].detach().cpu().float()
     low, high = features.min(0).values, features.max(0).values
     span = torch.where(high > low, high - low, torch.ones_like(high))
@@ -71,6 +72,7 @@ def page_data(predictor: Any, datamodule: Any, title: str) -> dict[str, Any]:
         "colours": CLASS_COLOURS,
         "program": program(predictor),
         "n_train": len(features),
+        "dots_from": "training" if split == "train" else "test",
     }
     if len(names) == 2:
         data["plane"] = plane(predictor, datamodule, features, train, low, high)

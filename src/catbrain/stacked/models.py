@@ -1,0 +1,47 @@
+"""K models of one architecture as one: each parameter stacked along a leading job axis, called through ``vmap``.
+
+The jobs' weights are stacked (as ``torch.func.stack_module_state`` does); ``torch.func.functional_call`` runs the
+architecture with one job's slice; ``torch.vmap`` runs all K at once, as batched matrix products.
+Any ``nn.Module`` whose forward ``vmap`` can trace works (catbrain's models, and models of your own
+built from torch's layers); its output for job ``k`` is the one the job's own module would give.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class Stacked:
+    """``models`` (one architecture, K copies with their own weights) as stacked leaf tensors and one call."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        if not models:
+            raise ValueError("stacking needs at least one model")
+        shapes = [{name: tuple(p.shape) for name, p in m.state_dict().items()} for m in models]
+        kinds = {type(m).__name__.removeprefix("Parametrized") for m in models}  # parametrize makes a class per module
+        if any(shape != shapes[0] for shape in shapes[1:]) or len(kinds) != 1:
+            raise ValueError("stacked models must share one architecture (class, parameter names and shapes)")
+        # As torch.func.stack_module_state, which refuses parametrized modules (each has a class of its own).
+        named = [dict(m.named_parameters()) for m in models]
+        self.params = {name: torch.stack([n[name].detach() for n in named]).requires_grad_(True) for name in named[0]}
+        named = [dict(m.named_buffers()) for m in models]
+        self.buffers = {name: torch.stack([n[name] for n in named]) for name in named[0]}
+        self.jobs = len(models)
+        self.architecture = copy.deepcopy(models[0]).to("meta")
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        """``features`` ``(K, batch, in)`` -> each job's output for its own rows, ``(K, batch, ...)``."""
+
+        def one(params: dict, buffers: dict, rows: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(self.architecture, (params, buffers), (rows,))
+
+        return torch.vmap(one)(self.params, self.buffers, features)
+
+    def job_state(self, job: int) -> dict[str, torch.Tensor]:
+        """Job ``job``'s weights (and buffers) as its own module's ``state_dict`` holds them."""
+        state = {name: value[job].detach().clone() for name, value in {**self.params, **self.buffers}.items()}
+        return state
