@@ -148,19 +148,20 @@ def _line(metrics: dict[str, float], prefix: str, feature_names: list[str]) -> s
 def print_summary(title: str, metrics: dict[str, float], feature_names: list[str], run_dir: Path) -> None:
     """The summary tables on the console, then where the run's files are."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 120)  # a file or pipe: no wrapping at 80
     for number, (name, header, rows) in enumerate(summary_tables(metrics, feature_names)):
-        table = Table(title=f"{title}: {name}" if number == 0 else name)
+        table = Table(title=escape(f"{title}: {name}" if number == 0 else name))  # a CSV's names are text
         for position, column in enumerate(header):
-            table.add_column(column, justify="left" if position == 0 else "right")
+            table.add_column(escape(column), justify="left" if position == 0 else "right")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(escape, row))
         console.print(table)
     if "stopped" in metrics:
-        console.print(f"stopped: {stopped_line(metrics)}", highlight=False, soft_wrap=True)
-    console.print(f"run directory: {run_dir}")
+        console.print(f"stopped: {stopped_line(metrics)}", highlight=False, soft_wrap=True, markup=False)
+    console.print(f"run directory: {run_dir}", markup=False)
 
 
 def stopped_line(metrics: dict[str, Any]) -> str:

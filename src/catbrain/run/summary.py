@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from catbrain.run.files import write_atomically
+from catbrain.run.seeds import seed_groups, seeds_csv, seeds_markdown, shown
 
 OUTCOME_FILE = "job.json"
 
@@ -84,6 +85,7 @@ def write_summary(
     differ between rows (the shared ones once, above the table). Files are replaced atomically.
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     rows = sorted(rows, key=lambda r: r.number)
@@ -123,10 +125,14 @@ def write_summary(
             row.error.replace("|", "\\|"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    write_atomically(directory / "summary.md", "\n".join(lines) + "\n")
+    groups = seed_groups(rows, names)
+    lines += ["", *seeds_markdown(groups, {o for own in varying for o in own}, metric)]
+    write_atomically(directory / "summary.md", "\n".join(lines).rstrip("\n") + "\n")
+    if groups:
+        write_atomically(directory / "seeds.csv", seeds_csv(groups))
 
     # The printed table keeps to what fits a terminal: the chosen metric; the files hold every metric.
-    table = Table(title=title)
+    table = Table(title=escape(title))  # names and overrides are text: "callbacks=[a,b]" is no markup
     table.add_column(label, justify="right")
     table.add_column("status")
     table.add_column("overrides", overflow="fold", min_width=24)
@@ -137,11 +143,23 @@ def write_summary(
         style = "bold green" if row is best else ("red" if row.status == "failed" else None)
         value = f"{row.metrics[metric]:.4g}" if metric in row.metrics else ""
         epochs = _number(row.metrics.get("epochs"))
-        table.add_row(str(row.number), row.status, " ".join(map(short, own)), value, epochs, row.error, style=style)
+        cells = [str(row.number), row.status, " ".join(map(short, own)), value, epochs, row.error]
+        table.add_row(*map(escape, cells), style=style)
     console = Console(width=None if sys.stdout.isatty() else 120)  # a file or pipe: no wrapping at 80
     console.print(table)
-    console.print(best_line, highlight=False, soft_wrap=True)
-    console.print(f"summary: {directory / 'summary.md'}", highlight=False, soft_wrap=True)
+    if groups:
+        by_seed = Table(title=escape(f"{metric} over seeds: mean ± std [min, max]"))
+        by_seed.add_column("setting", overflow="fold", min_width=24)
+        by_seed.add_column("seeds", justify="right")
+        by_seed.add_column(metric, justify="right")
+        varied = {o for own in varying for o in own}
+        for group in groups:
+            value = shown(group.stats[metric]) if metric in group.stats else ""
+            setting = " ".join(short(o) for o in group.setting if o in varied)
+            by_seed.add_row(escape(setting), str(len(group.numbers)), escape(value))
+        console.print(by_seed)
+    console.print(best_line, highlight=False, soft_wrap=True, markup=False)
+    console.print(f"summary: {directory / 'summary.md'}", highlight=False, soft_wrap=True, markup=False)
     return best
 
 
