@@ -20,8 +20,20 @@ MAY_IMPORT = {
     "data": {"errors", "compat"},
     "tasks": {"errors", "compat", "models", "predictor"},
     "validation": {"errors", "config"},
-    "run": {"errors", "compat", "config", "models", "predictor", "data", "tasks"},
-    "commands": {"errors", "compat", "config", "models", "worlds", "predictor", "data", "tasks", "validation", "run"},
+    "run": {"errors", "compat", "config", "models", "predictor", "data", "tasks", "stacked"},
+    "commands": {
+        "errors",
+        "compat",
+        "config",
+        "models",
+        "worlds",
+        "predictor",
+        "data",
+        "tasks",
+        "validation",
+        "run",
+        "stacked",
+    },
     "__main__": {"commands"},  # python -m catbrain: the catbrain command
 }
 

@@ -35,6 +35,14 @@ class DivergenceError(ArithmeticError):
     """The training loss stopped being a finite number."""
 
 
+def diverged(loss: float, step: int, epoch: int, batch: int) -> DivergenceError:
+    """The error of a training loss that is no longer a finite number, found before the optimizer step."""
+    return DivergenceError(
+        f"train/loss became {loss} at step {step} (epoch {epoch}, batch {batch}); training stopped with the "
+        "earlier checkpoints kept. Try a smaller optimizer.lr."
+    )
+
+
 def describe(error: BaseException) -> str:
     """``Type: message`` of the error that matters: Hydra's instantiation wrapper gives way to its cause."""
     from hydra.errors import InstantiationException

@@ -26,13 +26,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
 
     ``callbacks`` are Lightning callbacks added to the configured ones (a search's pruning callback).
     """
-    import pytorch_lightning as pl
-    from hydra.utils import instantiate
-
     from catbrain.predictor.contents import stored_overrides
     from catbrain.run import files, tracking
     from catbrain.run.callbacks import RunRecord, TrainingClock
-    from catbrain.run.trainer import make_trainer, quiet_lightning, threads
+    from catbrain.run.trainer import build_run, make_trainer, quiet_lightning, threads
     from catbrain.validation import validate
 
     validate(cfg)
@@ -40,15 +37,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         prepare_resume(cfg, read_checkpoint(cfg.ckpt_path))
     quiet_lightning()
     run_dir = Path(cfg.run_dir)
-    for key in ("path", "train_path", "test_path"):  # so the run's config works from any directory
-        if cfg.data.get(key):
-            cfg.data[key] = str(Path(cfg.data[key]).resolve())
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    if cfg.data.get("class_names", None) is None and getattr(datamodule, "class_names", None):
-        # Found in the data (a CSV's labels): the model's and task's configs interpolate them.
-        cfg.data.class_names = list(datamodule.class_names)
-    task = instantiate(cfg.task)
+    datamodule, task = build_run(cfg)
     resolved = files.save_config(cfg, run_dir)
     if not common.in_multirun():
         files.point_latest(run_dir)  # outputs/train/latest: the newest run, for the commands that follow

@@ -76,3 +76,22 @@ def threads(setting: int | str, model: Any) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def build_run(cfg: DictConfig) -> tuple[Any, Any]:
+    """The run's data module and task, built from ``cfg`` in the order that fixes its random draws (the seed, the
+    data, the model's initial weights): a run alone and a job of a stacked sweep draw the same numbers."""
+    from pathlib import Path
+
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    for key in ("path", "train_path", "test_path"):  # so the run's config works from any directory
+        if cfg.data.get(key):
+            cfg.data[key] = str(Path(cfg.data[key]).resolve())
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    if cfg.data.get("class_names", None) is None and getattr(datamodule, "class_names", None):
+        # Found in the data (a CSV's labels): the model's and task's configs interpolate them.
+        cfg.data.class_names = list(datamodule.class_names)
+    return datamodule, instantiate(cfg.task)

@@ -8,7 +8,6 @@ built from torch's layers); its output for job ``k`` is the one the job's own mo
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
@@ -31,15 +30,15 @@ class Stacked:
         named = [dict(m.named_buffers()) for m in models]
         self.buffers = {name: torch.stack([n[name] for n in named]) for name in named[0]}
         self.jobs = len(models)
-        self.architecture = copy.deepcopy(models[0]).to("meta")
+        self.architecture = models[0]  # called with each job's tensors in place of its own (functional_call)
 
-    def __call__(self, features: torch.Tensor) -> torch.Tensor:
-        """``features`` ``(K, batch, in)`` -> each job's output for its own rows, ``(K, batch, ...)``."""
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` each ``(K, batch, ...)`` (features ``(K, batch, in)``) -> each job's output for its own rows."""
 
-        def one(params: dict, buffers: dict, rows: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(self.architecture, (params, buffers), (rows,))
+        def one(params: dict, buffers: dict, *rows: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(self.architecture, (params, buffers), rows)
 
-        return torch.vmap(one)(self.params, self.buffers, features)
+        return torch.vmap(one)(self.params, self.buffers, *inputs)
 
     def job_state(self, job: int) -> dict[str, torch.Tensor]:
         """Job ``job``'s weights (and buffers) as its own module's ``state_dict`` holds them."""

@@ -1,6 +1,7 @@
 """LightningModules: what to learn (loss, metrics) around a plain ``nn.Module``."""
 
-from catbrain.tasks.base import DivergenceError, Task
+from catbrain.errors import DivergenceError
+from catbrain.tasks.base import Task
 from catbrain.tasks.classification import ClassificationTask
 from catbrain.tasks.ordinal import OrdinalTask
 from catbrain.tasks.quantile import QuantileTask

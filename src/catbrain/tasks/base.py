@@ -12,7 +12,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
-from catbrain.errors import DivergenceError
+from catbrain.errors import diverged
 from catbrain.predictor import Head, Predictor
 from catbrain.predictor.predictor import SCALING
 from catbrain.tasks.closed_form import ClosedForm, check_pairing, solve
@@ -89,19 +89,19 @@ class Task(StepsPerCall, pl.LightningModule):
     # Shared machinery ------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         """Take the data's scaling, feature names and ranges (where predictions say a row leaves the training data)."""
-        if stage != "fit":
-            return
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None:
-            return
+        datamodule = getattr(self.trainer, "datamodule", None) if stage == "fit" else None
+        if datamodule is not None:
+            self.take_data(datamodule)
+
+    def take_data(self, datamodule: Any) -> None:
+        """The data's scaling, feature names and ranges (the data set up), as a fit takes them."""
         self.predictor.set_scaling(**{name: getattr(datamodule, name, None) for name in SCALING})
         self.predictor.feature_names = list(datamodule.feature_names)
         self.predictor.target_name = datamodule.target_name
         train = getattr(datamodule, "splits", {}).get("train")
         if train is not None:
             low, high = train["features"].min(0).values.tolist(), train["features"].max(0).values.tolist()
-            names = self.predictor.feature_names
-            self.predictor.feature_ranges = {name: [lo, hi] for name, lo, hi in zip(names, low, high)}
+            self.predictor.feature_ranges = {n: [lo, hi] for n, lo, hi in zip(self.predictor.feature_names, low, high)}
 
     def standardised(self, values: torch.Tensor) -> torch.Tensor:
         """Target-unit numbers in the units losses are computed in: the target standardised on the training split.
@@ -127,13 +127,8 @@ class Task(StepsPerCall, pl.LightningModule):
         return loss
 
     def check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
-        if not math.isfinite(loss.item()):
-            # Stop before the optimizer step: the weights and the last checkpoint stay as they were.
-            raise DivergenceError(
-                f"train/loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, "
-                f"batch {batch_idx}); training stopped with the earlier checkpoints kept. "
-                f"Try a smaller optimizer.lr."
-            )
+        if not math.isfinite(loss.item()):  # stop before the optimizer step: the weights and checkpoints stay
+            raise diverged(loss.item(), self.global_step, self.current_epoch, batch_idx)
 
     def log_step_loss(self, loss: torch.Tensor) -> None:
         every = self.trainer.log_every_n_steps
@@ -173,8 +168,7 @@ class Task(StepsPerCall, pl.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         name = self.tested_split() if stage == "test" else stage  # "shift" while testing on the shifted split
-        values = {f"{name}/loss": self.losses[f"{stage}_"].compute()}
-        values.update({name + key.removeprefix(stage): v for key, v in self.metrics[f"{stage}_"].compute().items()})
+        values = self.measured(stage, name)
         if stage != "test" and not self.trainer.sanity_checking:
             entry = {"epoch": self.current_epoch, "step": self.global_step}
             entry |= {key: float(value) for key, value in values.items()}
@@ -186,8 +180,13 @@ class Task(StepsPerCall, pl.LightningModule):
         loss = values.pop(f"{name}/loss")
         self.log(f"{name}/loss", loss, prog_bar=stage == "val")  # the bar shows val/loss, the logs everything
         self.log_dict(values)
-        self.losses[f"{stage}_"].reset()
-        self.metrics[f"{stage}_"].reset()
+
+    def measured(self, stage: str, name: str) -> dict[str, torch.Tensor]:
+        """The epoch's ``stage`` loss and metrics, named ``<name>/...``; reset for the next epoch."""
+        values = {f"{name}/loss": self.losses[f"{stage}_"].compute()}
+        values.update({name + key.removeprefix(stage): v for key, v in self.metrics[f"{stage}_"].compute().items()})
+        self.losses[f"{stage}_"].reset(), self.metrics[f"{stage}_"].reset()
+        return values
 
     def tested_split(self) -> str:
         """The split the running test reads (its loader says so): metrics are named after it."""

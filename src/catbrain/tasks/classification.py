@@ -55,7 +55,9 @@ class ClassificationTask(Task):
         if metrics is self.metrics["test_"]:
             self.confusion.update(decision, batch[1])
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        self.test_confusion_matrix = self.confusion.compute().cpu()
-        self.confusion.reset()
+    def measured(self, stage: str, name: str) -> dict[str, torch.Tensor]:
+        values = super().measured(stage, name)
+        if stage == "test":
+            self.test_confusion_matrix = self.confusion.compute().cpu()
+            self.confusion.reset()
+        return values

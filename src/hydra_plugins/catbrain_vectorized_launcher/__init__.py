@@ -1,0 +1,1 @@
+"""catbrain's Hydra launcher plugin (``hydra/launcher=vectorized``): Hydra finds launchers in ``hydra_plugins``."""

@@ -1,0 +1,148 @@
+"""hydra/launcher=vectorized: a sweep's jobs trained at once end as the basic launcher's runs of them end, job by job
+(metrics, weights, best epoch, why they stopped); a group too big for memory is split; a killed sweep resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from catbrain.commands.vectorized import plan, why_alone
+from tests.conftest import BIN, compose_config, run_cli
+
+# Small runs whose stopping decides: windows of 2 validations and a tolerance of 1%, so that learning rates are
+# lowered and several runs stop before their last epoch, each by its own windows.
+SMALL = ["data.n_train=1024", "data.n_val=128", "data.n_test=256", "trainer.max_epochs=15",
+         "callbacks.early_stopping.patience=2", "callbacks.early_stopping.lr_reductions=1",
+         "callbacks.early_stopping.rel_tol=0.01", "plots=false", "logger=none"]  # fmt: skip
+SWEEP = ["optimizer=sgd,adam,adamw", "optimizer.lr=0.02,0.2", "seed=0,1"]
+
+
+def sweep(tmp_path, name: str, *arguments: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    result = run_cli("catbrain-train", "-m", *SMALL, *arguments, f"hydra.sweep.dir={name}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted((p for p in (tmp_path / name).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return result, [json.loads((job / "metrics.json").read_text()) | {"dir": job} for job in jobs]
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweeps")
+    return sweep(folder, "basic", *SWEEP), sweep(folder, "vectorized", "hydra/launcher=vectorized", *SWEEP)
+
+
+def checkpoint(job: dict, name: str) -> dict:
+    return torch.load(job["dir"] / "checkpoints" / name, weights_only=True)
+
+
+def test_each_job_ends_as_the_basic_launchers_run_of_it(both):
+    (_, basic), (result, vectorized) = both
+    assert "jobs 0-3 train together as one stacked model" in result.stderr  # sgd; then adam 4-7, adamw 8-11
+    assert "jobs 8-11 train together" in result.stderr and "runs alone" not in result.stderr
+    assert len(basic) == len(vectorized) == 12
+    stopped_early = 0
+    for alone, together in zip(basic, vectorized):
+        assert set(alone) == set(together), alone["dir"]
+        for key, value in alone.items():
+            if key == "dir" or "seconds" in key:
+                continue
+            if isinstance(value, str):
+                assert together[key] == value, (alone["dir"].name, key)
+            else:
+                assert together[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (alone["dir"].name, key)
+        stopped_early += alone["epochs"] < 15
+        for name in ("best.ckpt", "last.ckpt"):
+            own, stacked = checkpoint(alone, name), checkpoint(together, name)
+            assert (stacked["epoch"], stacked["global_step"]) == (own["epoch"], own["global_step"])  # best epoch
+            for key, tensor in own["state_dict"].items():
+                torch.testing.assert_close(stacked["state_dict"][key], tensor, rtol=1e-5, atol=1e-7)
+    assert stopped_early >= 2  # the comparison covers jobs that stopped early, by their own windows
+
+
+def test_a_stacked_jobs_checkpoint_serves_predict_eval_and_export(both, tmp_path):
+    (_, _), (_, vectorized) = both
+    best = vectorized[5]["dir"] / "checkpoints" / "best.ckpt"
+    predicted = run_cli("catbrain-predict", f"ckpt_path={best}", "input=[[0.9, 0.8]]", "format=json", cwd=tmp_path)
+    assert predicted.returncode == 0 and json.loads(predicted.stdout)[0]["prediction"] in {"run_away", "ignore"}
+    evaluated = run_cli("catbrain-eval", f"ckpt_path={best}", "plots=false", "logger=none",
+                        f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["test/mse"] == pytest.approx(vectorized[5]["test/mse"], rel=1e-5)  # the same test rows
+    exported = run_cli("catbrain-export", f"ckpt_path={best}", "format=torchscript", f"out={tmp_path / 'm.pt'}",
+                       cwd=tmp_path)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+
+
+def test_a_group_too_big_for_its_memory_is_split(both, tmp_path):
+    (_, basic), _ = both
+    result, split = sweep(tmp_path, "split", "hydra/launcher=vectorized", "hydra.launcher.memory_bytes=1",
+                          "optimizer=adam", "optimizer.lr=0.02,0.2", "seed=0,1")  # fmt: skip
+    assert "train together as one stacked model, in groups of 1 (memory)" in result.stderr
+    for job, alone in zip(split, basic[4:8]):  # the basic sweep's adam jobs, in the same order
+        assert job["test/mse"] == pytest.approx(alone["test/mse"], rel=1e-5)
+        assert job["epochs"] == alone["epochs"]
+
+
+@pytest.mark.slow
+def test_a_killed_vectorized_sweep_run_again_keeps_the_finished_jobs_and_ends_the_others(tmp_path):
+    arguments = [*SMALL, "plots=true", "hydra/launcher=vectorized", "optimizer.lr=0.02,0.05,0.1", "seed=0,1",
+                 "hydra.sweep.dir=killed"]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([str(BIN / "catbrain-train"), "-m", *arguments], cwd=tmp_path, env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    first = tmp_path / "killed" / "0" / "job.json"
+    deadline = time.monotonic() + 300
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)  # while the other jobs are being written (pictures take a while)
+    process.wait()
+    done = [p.parent.name for p in (tmp_path / "killed").glob("*/job.json")]
+    assert "0" in done and len(done) < 6, f"the kill came too late to test anything: {done}"
+    kept = {name: (tmp_path / "killed" / name / "metrics.json").stat().st_mtime_ns for name in done}
+    again = subprocess.run([str(BIN / "catbrain-train"), "-m", *arguments], cwd=tmp_path, env=environment,
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{len(done)} jobs already finished" in again.stderr
+    for name, mtime in kept.items():  # kept as they were
+        assert (tmp_path / "killed" / name / "metrics.json").stat().st_mtime_ns == mtime
+    summary = (tmp_path / "killed" / "summary.csv").read_text().splitlines()
+    assert len(summary) == 7 and all(",ok," in line for line in summary[1:])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        (["optimizer=lbfgs"], "its optimizer (LBFGS) is not one the stacked optimizer has"),
+        (["scheduler=cosine"], "a learning-rate scheduler is not vectorized"),
+        (["trainer.max_steps=10"], "trainer.max_steps is set"),
+        (["trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches is not 1"),
+        (["callbacks.early_stopping.monitor=val/mse"], "watches another metric than val/loss"),
+        ([], None),
+    ],
+)
+def test_which_jobs_can_join_a_group(overrides, reason, tmp_path):
+    found = why_alone(compose_config(overrides, tmp_path))
+    assert found == reason if reason is None else reason in found
+
+
+def test_jobs_group_by_all_but_seeds_and_optimizer_numbers(tmp_path):
+    overrides = [["seed=1"], ["seed=2", "optimizer.lr=0.3"], ["data.n_train=99"], ["optimizer=lbfgs"],
+                 ["data.seed=5", "optimizer.weight_decay=0.1"]]  # fmt: skip
+    configs = [compose_config(o, tmp_path) for o in overrides]
+    groups, alone = plan(configs)
+    assert groups == [[0, 1, 4]]
+    assert sorted(alone) == [2, 3] and "shares its settings" in alone[2] and "LBFGS" in alone[3]
+
+
+def test_the_launcher_is_found_where_hydra_looks(tmp_path):
+    found = subprocess.run([sys.executable, "-c", "from hydra.core.plugins import Plugins; from hydra.plugins.launcher "
+                            "import Launcher; print([p.__name__ for p in Plugins.instance().discover(Launcher)])"],
+                           capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert "VectorizedLauncher" in found.stdout, found.stderr
