@@ -93,61 +93,13 @@ def plan(configs: list[DictConfig]) -> tuple[list[list[int]], dict[int, str]]:
     return together, alone
 
 
-def write_checkpoint(path: Path, job: Any, state: dict, epoch: int, step: int, resolved: dict, stored: list[str]
-                     ) -> None:  # fmt: skip
-    """A checkpoint as a run of the job alone writes it, as far as predict, eval and export read one."""
-    import pytorch_lightning as pl
-    import torch
-
-    from catbrain.run.callbacks import RunRecord
-    from catbrain.run.files import atomic_path
-
-    checkpoint: dict[str, Any] = {"epoch": epoch, "global_step": step, "pytorch-lightning_version": pl.__version__,
-                                  "state_dict": state}  # fmt: skip
-    job.task.on_save_checkpoint(checkpoint)
-    RunRecord(resolved, stored).on_save_checkpoint(None, job.task, checkpoint)  # type: ignore[arg-type]
-    checkpoint["catbrain_history"] = [entry for entry in job.history if entry["epoch"] <= epoch]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, fsync=True) as temporary:
-        torch.save(checkpoint, temporary)
-
-
-def test_job(job: Any) -> dict[str, float]:
-    """The job's test metrics with its best weights, as ``trainer.test`` measures them, and the rest of
-    ``metrics.json`` (references, weights, boundaries, the validation metrics of the tested weights)."""
-    import torch
-
-    from catbrain.run import results
-
-    task, datamodule = job.task, job.datamodule
-    task.load_state_dict(job.best_state)
-    task.eval()
-    measured: dict[str, float] = {}
-    splits = ["val", "test"] + (["shift"] if getattr(datamodule, "test_world", None) is not None else [])
-    with torch.no_grad():
-        for split in splits:
-            stage = "val" if split == "val" else "test"
-            loader = datamodule.split_dataloader(split)
-            loader.sampler.batch_size *= int(getattr(task, "steps_per_call", 1))  # as a fit's evaluation batches
-            for batch in loader:
-                task._step(stage, batch)
-            values = {key: float(value) for key, value in task.measured(stage, split).items()}
-            if split == "val":
-                measured.update(values)
-                continue
-            found = results.split_metrics(SimpleNamespace(callback_metrics=values), task, datamodule, split)
-            if split == "test":
-                found = results.collect_metrics(SimpleNamespace(callback_metrics=values), task, datamodule)
-            measured.update(found)
-    return measured
-
-
 def finish(job: Any, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     """Write what a run of ``job`` alone writes into its run directory; its metrics (raises a job's divergence)."""
     from catbrain.commands import launcher
     from catbrain.commands.train import report_run
     from catbrain.predictor.contents import stored_overrides
     from catbrain.run import files
+    from catbrain.run.vectorized_outcome import test_job, write_checkpoint
 
     run_dir = Path(cfg.run_dir)
     resolved = files.save_config(cfg, run_dir)
