@@ -121,6 +121,8 @@ BAD_TABLES = [
      "data.class_names=[cat,dog,cat]"], "data.class_names=['cat', 'dog', 'cat']: names cat more than once"),
     (_table(50, {**LABELS, "kind": lambda i: i / 7}), ["data.features=[a,b]", "data.target=kind",
      "data.task=classification"], "holds numbers such as"),
+    (_table(50, {**LABELS, "kind": lambda i: "yes/no" if i % 2 else "maybe"}), ["data.features=[a,b]",
+     "data.target=kind", "data.task=classification"], "has the label 'yes/no': a class name may not hold '/'"),
     (_table(50, GOOD), ["data.features=[a,b]", "data.target=z"], "has no column z"),
     (_table(50, {**GOOD, "a": lambda i: "x" if i == 4 else i}), ["data.features=[a,b]", "data.target=y"],
      "line 6, column a: 'x' is not a number"),

@@ -66,11 +66,12 @@ class Page:
         self.page.goto(path.as_uri())
         self.page.wait_for_selector("body[data-ready=true]", timeout=15_000)
 
-    def set_sliders(self, values: list[float]) -> list[float]:
+    def set_sliders(self, values: list[float | None]) -> list[float]:
         """Move each slider as a hand does (its value, then an input event); the values the sliders took."""
         return self.page.evaluate(
             """(values) => values.map((value, i) => {
                  const slider = document.getElementById("feature-" + i);
+                 if (value === null) return Number(document.getElementById("value-" + i).value);  // left as it is
                  slider.value = value;
                  slider.dispatchEvent(new Event("input", {bubbles: true}));
                  return Number(slider.value);
@@ -132,6 +133,22 @@ def test_the_page_shows_what_catbrain_predict_answers(browser, runs, capsys):
     # the run's name is hostile HTML: shown as text, never run
     assert page.page.evaluate("document.body.dataset.pwned") is None
     assert page.page.inner_text("#title") == f"catbrain-train: {HOSTILE}"
+    page.page.close()
+
+
+def test_a_typed_value_is_answered_as_typed_and_a_bad_one_is_refused(browser, runs, capsys):
+    run_dir = runs["cat_threat"]
+    page = Page(browser, run_dir / "explore.html")
+    page.page.fill("#value-0", "5")  # beyond the slider's range: answered for 5, not for the slider's end
+    page.set_sliders([None, 0.3])  # moving the other slider keeps the typed value
+    shown = page.shown()
+    answer = predicted(run_dir / "checkpoints" / "best.ckpt", [[5.0, 0.3]], capsys)[0]
+    assert float(shown["score"]) == pytest.approx(answer["score"], abs=1e-5)
+    assert page.page.input_value("#value-0") == "5" and shown["outside"].startswith("outside the training range")
+    for typed, words in [("", "hardness: enter a number"), ("1e39", "hardness: 1e39 is beyond the float32 range")]:
+        page.page.fill("#value-0", typed)
+        assert page.shown()["text"] == words and page.shown()["decision"] == ""
+    assert page.errors == []
     page.page.close()
 
 

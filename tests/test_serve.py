@@ -124,9 +124,12 @@ def test_invocations_takes_mlflows_payloads(server, tiny_checkpoint, capsys, pay
 
 def test_invocations_takes_a_csv_body(server, tiny_checkpoint, capsys):
     table = "id,hardness,sharpness\n" + "".join(f"o{i},{h},{s}\n" for i, (h, s) in enumerate(ROWS))
-    status, answer, _ = server.request("POST", "/invocations", table, {"Content-Type": "text/csv"})
-    assert status == 200, answer
-    assert answer == {"predictions": expected_answers(tiny_checkpoint, ROWS, capsys)}
+    for content_type in ("text/csv", "Text/CSV; charset=utf-8"):
+        status, answer, _ = server.request("POST", "/invocations", table, {"Content-Type": content_type})
+        assert status == 200, answer
+        assert answer == {"predictions": expected_answers(tiny_checkpoint, ROWS, capsys)}
+    payload = {"inputs": ROWS, "params": {}}  # MLflow's empty inference parameters
+    assert server.post("/invocations", payload)[1] == {"predictions": expected_answers(tiny_checkpoint, ROWS, capsys)}
 
 
 def test_health_and_metadata(server):
@@ -171,7 +174,7 @@ BAD_REQUESTS = [
         '{"dataframe_split": {"columns": ["a", "b"], "data": [[1]]}}',
         {},
         400,
-        "rows of 2 values",
+        "row 1 has 1 values; the columns are 2",
     ),
     ("POST", "/invocations", '{"inputs": {"hardness": [1, 2], "sharpness": [1]}}', {}, 400, "same length"),
     ("POST", "/invocations", "hardness,size\n1,2\n", {"Content-Type": "text/csv"}, 400, "sharpness"),
@@ -183,6 +186,40 @@ BAD_REQUESTS = [
         400,
         "line 2, column sharpness",
     ),
+    (
+        "POST",
+        "/predict",
+        '{"inputs": [{"hardness": 0.5, "hardness": 0.1, "sharpness": 1}]}',
+        {},
+        400,
+        "names 'hardness' twice",
+    ),
+    ("POST", "/predict", '{"inputs": [[0.5, "1_0"]]}', {}, 400, "sharpness: '1_0' is not a number"),
+    (
+        "POST",
+        "/invocations",
+        '{"dataframe_split": {"columns": ["hardness", "hardness", "sharpness"], "data": []}}',
+        {},
+        400,
+        "names the column hardness twice",
+    ),
+    (
+        "POST",
+        "/invocations",
+        '{"dataframe_split": {"columns": ["hardness", "sharpness"], "data": [[1, 2], [1]]}}',
+        {},
+        400,
+        "dataframe_split row 2 has 1 values",
+    ),
+    (
+        "POST",
+        "/invocations",
+        '{"inputs": [[1, 2]], "params": {"temperature": 1}}',
+        {},
+        400,
+        "takes no inference parameters",
+    ),
+    ("POST", "/predict/", '{"inputs": [[1, 2]]}', {}, 404, "no endpoint /predict/"),
     ("GET", "/predict", None, {}, 405, "use POST /predict"),
     ("POST", "/health", "{}", {}, 405, "use GET /health"),
     ("GET", "/nowhere", None, {}, 404, "no endpoint /nowhere; the endpoints: POST /predict"),
@@ -215,7 +252,8 @@ def test_a_body_over_the_limit_is_413_announced_or_streamed(tiny_checkpoint):
         for path, payload in [("/predict", {"inputs": [[0.5, 0.5]] * 4}),
                               ("/invocations", {"dataframe_split": {"columns": ["hardness", "sharpness"],
                                                                     "data": [[1, 2]] * 4}}),
-                              ("/invocations", {"inputs": {"hardness": [1] * 4, "sharpness": [1] * 4}})]:  # fmt: skip
+                              ("/invocations", {"inputs": {"hardness": [1] * 4, "sharpness": [1] * 4}}),
+            ("/invocations", {"inputs": {"id": [], "hardness": [1] * 4, "sharpness": [1] * 4}})]:  # fmt: skip
             status, answer, _ = small.post(path, payload)
             assert status == 400 and "the request has 4 rows; this server answers at most 3" in answer["error"]
         status, answer, _ = small.request("POST", "/invocations", "hardness,sharpness\n" + "1,2\n" * 4,
@@ -224,6 +262,26 @@ def test_a_body_over_the_limit_is_413_announced_or_streamed(tiny_checkpoint):
     finally:
         code, err = small.stop()
     assert code == 0 and "Traceback" not in err, err
+
+
+def test_a_stalled_body_is_408_and_ctrl_c_stops_without_a_traceback(tiny_checkpoint):
+    import socket
+
+    slow = Server(f"ckpt_path={tiny_checkpoint}", "body_seconds=1")
+    try:
+        with socket.create_connection((slow.host, slow.port), timeout=30) as stalled:
+            stalled.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+            answer = b""
+            while chunk := stalled.recv(4096):
+                answer += chunk
+            answer = answer.decode()
+        assert answer.startswith("HTTP/1.1 408") and "did not arrive within 1 s" in answer
+        hanging = socket.create_connection((slow.host, slow.port), timeout=30)  # still sending when Ctrl-C comes
+        hanging.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+    finally:
+        code, err = slow.stop()
+    hanging.close()
+    assert code == 0 and "Traceback" not in err and "ERROR" not in err, err
 
 
 def test_concurrent_clients_each_get_their_own_answers(server, tiny_checkpoint):
@@ -269,6 +327,7 @@ def test_a_large_request_is_answered_whole(server, tiny_checkpoint, capsys):
         (["access_log=yes"], "access_log='yes': must be true or false"),
         (["host=no such host"], "host='no such host'"),
         (["hots=1"], "unknown argument 'hots=1'"),
+        (["port=8000", "port=9000"], "port is given twice"),
         ([], "ckpt_path=... is required"),
     ],
 )

@@ -37,6 +37,8 @@ def key_value_arguments(argv: Sequence[str], allowed: Mapping[str, str]) -> dict
         key, separator, value = argument.partition("=")
         if not separator or key not in allowed:
             raise UsageError(f"unknown argument {argument!r}; expected key=value with key one of {sorted(allowed)}")
+        if key in arguments:
+            raise UsageError(f"{key} is given twice ({key}={arguments[key]!r} and {argument!r}); give it once")
         arguments[key] = value
     return arguments
 

@@ -68,9 +68,19 @@ def parse_json(text: str | bytes, what: str = "input") -> object:
     """JSON text as Python values, integers of any length as floats; a :class:`UsageError` naming ``what`` if it is
     not JSON."""
     try:
-        return json.loads(text, parse_int=_json_integer)
+        return json.loads(text, parse_int=_json_integer, object_pairs_hook=_no_key_twice)
     except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as error:
         raise UsageError(f"{what} is not valid JSON ({error})") from None
+
+
+def _no_key_twice(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object, refused when it names a key twice (which of the two values was meant?)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise UsageError(f"the JSON object names {twice!r} twice")
+    return found
 
 
 def rows_from_json(text: str, feature_names: list[str]) -> list[list[float]]:

@@ -28,7 +28,8 @@ from typing import Any
 
 from catbrain.commands import common
 from catbrain.commands.common import errors_as_one_line
-from catbrain.commands.serving import MAX_BODY_BYTES, MAX_ROWS
+from catbrain.commands.payloads import MAX_ROWS
+from catbrain.commands.serving import BODY_SECONDS, MAX_BODY_BYTES
 from catbrain.errors import UsageError
 
 PROG = "catbrain-serve"
@@ -38,6 +39,7 @@ ARGUMENTS = {
     "port": "the port (default 8000; 0: any free port, printed at start)",
     "max_body_bytes": "the largest request body accepted; larger ones get 413 (default 8388608, 8 MiB)",
     "max_rows": "the most rows a request may ask about; more get 400 (default 100000)",
+    "body_seconds": "the longest a request body may take to arrive; a slower one gets 408 (default 30)",
     "threads": "torch threads for answering (default 1: the fastest for small requests on a busy machine)",
     "access_log": "true to print a line per request (default false)",
     "trust_model": "a model class of your own that the checkpoint may name, e.g. my_package.WideNet",
@@ -79,6 +81,7 @@ def parse_arguments(argv: Sequence[str]) -> dict[str, Any]:
         "port": _integer(arguments, "port", 8000, 0, 65535),
         "max_body_bytes": _integer(arguments, "max_body_bytes", MAX_BODY_BYTES, 1, 2**40),
         "max_rows": _integer(arguments, "max_rows", MAX_ROWS, 1, 2**40),
+        "body_seconds": _integer(arguments, "body_seconds", int(BODY_SECONDS), 1, 3600),
         "threads": _integer(arguments, "threads", 1, 1, 1024),
         "access_log": access_log == "true",
     }
@@ -116,7 +119,7 @@ def serve(settings: dict[str, Any]) -> None:
 
     torch.set_num_threads(settings["threads"])
     predictor = load_predictor(settings["ckpt_path"], settings["trust_model"])
-    app = make_app(predictor, settings["max_body_bytes"], settings["max_rows"])
+    app = make_app(predictor, settings["max_body_bytes"], settings["max_rows"], settings["body_seconds"])
     sock = listening_socket(settings["host"], settings["port"])
     host, port = sock.getsockname()[:2]
     try:

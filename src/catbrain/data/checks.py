@@ -23,6 +23,9 @@ def check_names(features: Sequence[str], class_names: Sequence[str] | None) -> N
         repeated = sorted({str(name) for name in names if list(names).count(name) > 1})
         if repeated:
             raise TableError(f"{key}={list(names)}: names {', '.join(repeated)} more than once")
+    slashed = [str(name) for name in class_names or [] if "/" in str(name)]
+    if slashed:
+        raise TableError(f"data.class_names: {slashed[0]!r} holds '/', which metric names use as a separator")
 
 
 def check_labels(labels: Sequence[str], target: str, file: str) -> None:
@@ -41,6 +44,10 @@ def check_labels(labels: Sequence[str], target: str, file: str) -> None:
                 f"data.target={target!r} in {file} holds numbers such as {fractional[0]!r}, not labels: "
                 "for a number to predict use data.task=regression"
             )
+    slashed = sorted(label for label in distinct if "/" in str(label))
+    if slashed:  # metric names such as test/confusion/<true>/<predicted> are split on it
+        raise TableError(f"data.target={target!r} in {file} has the label {slashed[0]!r}: a class name may not hold "
+                         "'/', which metric names use as a separator; rename it in the file")  # fmt: skip
     if len(distinct) > MAX_CLASSES:
         raise TableError(
             f"data.target={target!r} in {file} has {len(distinct)} distinct labels (at most {MAX_CLASSES} classes): "

@@ -22,7 +22,7 @@ def parse_number(text: object, where: str, limit: float = FLOAT32_MAX) -> float:
     if (
         isinstance(text, bool)
         or not isinstance(text, (int, float, str))
-        or (isinstance(text, str) and not text.isascii())
+        or (isinstance(text, str) and (not text.isascii() or "_" in text))  # Python's float() takes "1_0"
     ):
         raise TableError(f"{where}: {text!r} is not a number")
     try:

@@ -67,6 +67,7 @@ def page_data(predictor: Any, datamodule: Any, title: str) -> dict[str, Any]:
         "tie_goes_up": model.tie_goes_up.tolist() if hasattr(model, "tie_goes_up") else None,
         "quantiles": metadata["quantiles"],
         "feature_ranges": metadata["feature_ranges"],
+        "start": _numbers(typical_row(features)),
         "low": _numbers(low),
         "high": _numbers(high),
         "colours": CLASS_COLOURS,
@@ -79,6 +80,14 @@ def page_data(predictor: Any, datamodule: Any, title: str) -> dict[str, Any]:
     else:
         data["scatter"] = scatter(predictor, datamodule)
     return data
+
+
+def typical_row(features: torch.Tensor) -> torch.Tensor:
+    """The row nearest the middle of the data (the median of each feature, in units of its spread): where the
+    sliders start, a real object whose features go together (the middle of each range may be none)."""
+    median = features.median(0).values
+    spread = features.std(0).clamp_min(1e-12) if len(features) > 1 else torch.ones_like(median)
+    return features[((features - median) / spread).pow(2).sum(1).argmin()]
 
 
 def program(predictor: Any) -> dict[str, Any] | None:
