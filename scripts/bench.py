@@ -19,6 +19,8 @@ Sections:
   predict     catbrain-predict streaming a 5M-row CSV: rows/s and peak memory.
   serve       catbrain-serve under a bounded load test (N requests from M concurrent clients, 127.0.0.1):
               requests/s and p50/p99 latency for 1-row and 1000-row requests.
+  sweep       whole sweeps of 64 jobs (4 lr x 16 seeds) of cat_threat, weather_3pm and cat_nonlinear_mlp with
+              hydra/launcher=vectorized and the basic launcher, jobs/s side by side; the time for K jobs.
 
 Timings on a shared machine are noisy: each figure is the best of --repeat runs.
 """
@@ -511,6 +513,19 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {r['requests']:,} | {r['requests_per_s']:,.0f} | "
                          f"{r['requests_per_s'] * rows:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")  # fmt: skip
         lines.append("")
+    if "sweep" in report:
+        w = report["sweep"]
+        lines += [f"Sweeps of {w['jobs']} jobs (4 learning rates x {w['jobs'] // 4} seeds, {w['rows']}), whole "
+                  "`catbrain-train -m` runs, start-up included:", "",
+                  "| experiment | basic s | vectorized s | basic jobs/s | vectorized jobs/s | ratio |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, r in w["experiments"].items():
+            s, j = r["seconds"], r["jobs_per_s"]
+            lines.append(f"| {name} | {s['basic']:.1f} | {s['vectorized']:.1f} | {j['basic']:.2f} | "
+                         f"{j['vectorized']:.2f} | {r['speedup']:.1f}x |")  # fmt: skip
+        lines += ["", "| K jobs (vectorized, cat_threat) | seconds | jobs/s |", "|---|---|---|"]
+        lines += [f"| {k} | {g['seconds']:.1f} | {g['jobs_per_s']:.2f} |" for k, g in w["growth"].items()]
+        lines.append("")
     lines.append("GPU: " + (report.get("gpu") or "not measured (no GPU on this machine)."))
     return "\n".join(lines)
 
@@ -660,6 +675,48 @@ def serve_speed(args: argparse.Namespace) -> dict:
     return result
 
 
+SWEEP_EXPERIMENTS = ("cat_threat", "weather_3pm", "cat_nonlinear_mlp")
+LEARNING_RATES = "optimizer.lr=0.005,0.01,0.02,0.05"
+
+
+def sweep_seconds(folder: str, launcher: str, overrides: list[str], device: str) -> float:
+    """Wall seconds of a whole ``catbrain-train -m`` sweep in a fresh process, start-up included."""
+    command = [str(Path(sys.executable).parent / "catbrain-train"), "-m", f"hydra/launcher={launcher}",
+               "plots=false", "logger=none", f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+               *overrides, f"hydra.sweep.dir={folder}/{launcher}_{len(os.listdir(folder))}"]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def sweep_speed(args: argparse.Namespace) -> dict:
+    """Whole sweeps of 64 jobs (4 learning rates x 16 seeds) with the vectorized and the basic launchers, jobs/s
+    side by side; and how the vectorized sweep's time grows with the number of jobs K."""
+    seeds = 2 if args.quick else 16
+    rows = "data.n_train=2000" if args.quick else "data.n_train=20000"
+    result: dict = {"jobs": 4 * seeds, "rows": rows, "experiments": {}, "growth": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        for experiment in SWEEP_EXPERIMENTS:
+            overrides = [f"experiment={experiment}", rows, LEARNING_RATES, f"seed=range({seeds})"]
+            seconds = {launcher: sweep_seconds(folder, launcher, overrides, args.device)
+                       for launcher in ("vectorized", "basic")}  # fmt: skip
+            result["experiments"][experiment] = {
+                "seconds": seconds,
+                "jobs_per_s": {launcher: 4 * seeds / value for launcher, value in seconds.items()},
+                "speedup": seconds["basic"] / seconds["vectorized"],
+            }
+            print(f"  sweep {experiment}: {result['experiments'][experiment]}", file=sys.stderr)
+        sizes = (1, 4) if args.quick else ((1, 16, 64, 256, 1024, 4096) if args.device == "cuda" else (1, 16, 64, 256))
+        for k in sizes:
+            overrides = ["experiment=cat_threat", rows, "optimizer.lr=0.02", f"seed=range({k})"]
+            seconds = sweep_seconds(folder, "vectorized", overrides, args.device)
+            result["growth"][k] = {"seconds": seconds, "jobs_per_s": k / seconds}
+            print(f"  sweep growth K={k}: {seconds:.1f} s", file=sys.stderr)
+    return result
+
+
 SECTIONS = {
     "throughput": throughput,
     "quality": quality,
@@ -669,6 +726,7 @@ SECTIONS = {
     "busy": busy,
     "predict": predict_speed,
     "serve": serve_speed,
+    "sweep": sweep_speed,
 }
 
 

@@ -146,3 +146,27 @@ def test_the_launcher_is_found_where_hydra_looks(tmp_path):
                             "import Launcher; print([p.__name__ for p in Plugins.instance().discover(Launcher)])"],
                            capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert "VectorizedLauncher" in found.stdout, found.stderr
+
+
+@pytest.mark.parametrize(
+    ("base", "job", "same"),
+    [
+        (["optimizer.lr=0.01", "seed=0"], ["optimizer.lr=0.1", "seed=3"], True),
+        (["optimizer=sgd", "optimizer.momentum=0.5"], ["optimizer=sgd", "optimizer.momentum=0.9"], True),
+        (["seed=1", "data.seed=2"], ["seed=4", "data.seed=5"], True),
+        (["optimizer.lr=0.01"], ["data.seed=3"], False),  # other keys: composed
+        (["optimizer=sgd"], ["optimizer=adam"], False),  # a group
+        (["data.n_train=100"], ["data.n_train=200"], False),  # not a per-job key
+    ],
+)
+def test_a_jobs_config_derived_from_another_is_the_one_hydra_composes(base, job, same, tmp_path):
+    from omegaconf import OmegaConf
+
+    from catbrain.compat.hydra import derive_job_config
+    from catbrain.config import compose
+
+    derived = derive_job_config(compose("train", base), base, job)
+    if not same:
+        assert derived is None
+        return
+    assert OmegaConf.to_container(derived) == OmegaConf.to_container(compose("train", job))

@@ -205,6 +205,7 @@ def preflight(
     if not special and not args.config_dir and not args.config_name:
         from hydra.errors import HydraException
 
+        from catbrain.compat.hydra import derive_job_config
         from catbrain.validation import validate
 
         # Validation imports Lightning, which would give itself a stderr handler if logging had
@@ -215,16 +216,23 @@ def preflight(
         jobs = sweep_jobs(overrides + injected) if args.multirun else [overrides + injected]
         following: set[tuple[str, ...]] = set()
         seen: set[str] = set()
+        first: tuple[list[str], Any] | None = None
         for job in jobs:
-            try:
-                composed, added = compose_following(config_name, job)
-            except HydraException as error:
-                raise UsageError(unknown_key_message(config_name, job, error)) from None
-            following.add(tuple(added))
+            # A job that differs from the first only in seeds or optimizer numbers: the first's config with those
+            # values set (composing costs about 0.1 s a job); its values are validated all the same.
+            composed = derive_job_config(first[1], first[0], job, copy=False) if first is not None else None
+            if composed is None:
+                try:
+                    composed, added = compose_following(config_name, job)
+                except HydraException as error:
+                    raise UsageError(unknown_key_message(config_name, job, error)) from None
+                following.add(tuple(added))
             if prepare is not None and checkpoint is not None:
                 prepare(composed, checkpoint)
             validate(composed)
-            check_buildable(composed, config_name, seen)
+            if first is None or composed is not first[1]:
+                check_buildable(composed, config_name, seen)
+                first = first or (job, composed)  # derived jobs set their values in it, each one all of them
         if len(following) > 1:
             raise UsageError("the sweep's jobs hold data of different kinds (data.task): name the task")
         injected += list(following.pop()) if following else []

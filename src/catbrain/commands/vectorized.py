@@ -75,16 +75,23 @@ def why_alone(cfg: DictConfig) -> str | None:
     return None
 
 
-def plan(configs: list[DictConfig]) -> tuple[list[list[int]], dict[int, str]]:
-    """The groups of job positions that train together (two or more), and each job that runs alone with why."""
+def plan(configs: list[DictConfig], derived: set[int] = frozenset()) -> tuple[list[list[int]], dict[int, str]]:
+    """The groups of job positions that train together (two or more), and each job that runs alone with why.
+    A job ``derived`` from the first (its seeds and optimizer numbers set in a copy) shares its group, if any."""
     alone: dict[int, str] = {}
     groups: dict[str, list[int]] = {}
+    derived_key = None  # the group of the jobs derived from one config: the first of them decides it
     for position, cfg in enumerate(configs):
+        if position in derived and derived_key is not None:
+            groups[derived_key].append(position)
+            continue
         reason = why_alone(cfg)
         if reason is not None:
             alone[position] = reason
-        else:
-            groups.setdefault(group_key(cfg), []).append(position)
+            continue
+        key = group_key(cfg)
+        groups.setdefault(key, []).append(position)
+        derived_key = key if position in derived else derived_key
     together = [members for members in groups.values() if len(members) > 1]
     for members in groups.values():
         if len(members) == 1:

@@ -85,8 +85,17 @@ def point_latest(run_dir: Path) -> Path | None:
 def save_config(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Save the resolved config as ``config.yaml`` in the run directory; return it as plain containers."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+    write_atomically(run_dir / "config.yaml", config_yaml(resolved))
     return resolved
+
+
+def config_yaml(resolved: dict[str, Any]) -> str:
+    """A resolved config (plain containers) as YAML, in the order of its keys: libyaml's safe dumper where PyYAML
+    has it (several times faster than OmegaConf's, which a sweep of many small jobs pays per job)."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(resolved, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def keep_earlier_csv_logs(run_dir: Path) -> None:

@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from catbrain.run.files import write_atomically
+from catbrain.run.files import config_yaml, write_atomically
 
 CAPTIONS = {
     "decision_plane": "Decision plane: the model's decision for every object, the teacher's boundaries (dashed) "
@@ -65,7 +63,7 @@ def write_report(
                 CAPTIONS.get(picture.stem, ""),
                 "",
             ]
-    lines += ["## Config", "", "```yaml", OmegaConf.to_yaml(config).rstrip(), "```", ""]
+    lines += ["## Config", "", "```yaml", config_yaml(config).rstrip(), "```", ""]
     path = run_dir / "report.md"
     write_atomically(path, "\n".join(lines))
     return path

@@ -147,10 +147,10 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
     for epoch in range(max_epochs):
         orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(job.datamodule.seed + epoch))
                               for job in jobs]).to(device)  # fmt: skip
+        shuffled = tuple(tensor[rows, orders] for tensor in train)  # each job's epoch in its own order, gathered once
         train_total = torch.zeros(k, device=device)
         for batch_index, start in enumerate(range(0, n, batch_size)):
-            index = orders[:, start : start + batch_size]
-            batch = tuple(tensor[rows, index] for tensor in train)
+            batch = tuple(tensor[:, start : start + batch_size] for tensor in shuffled)
             optimizer.zero_grad()
             losses = stacked(*batch)
             finite = torch.isfinite(losses.detach())
@@ -163,7 +163,7 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
                 param.grad.mul_(active.view(-1, *[1] * (param.dim() - 1)).to(param.dtype))
             optimizer.step()
             step += 1
-            train_total += torch.where(active, losses.detach(), torch.zeros_like(losses)) * index.shape[1]
+            train_total += torch.where(active, losses.detach(), torch.zeros_like(losses)) * batch[0].shape[1]
             for j in active.nonzero().flatten().tolist():
                 jobs[j].steps += 1
         val_loss = _mean_loss(stacked, val, eval_batch)

@@ -19,6 +19,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
+from catbrain.compat.hydra import basic_sweeper, derive_job_config, value_changes
+
 log = logging.getLogger(__name__)
 
 
@@ -42,16 +44,22 @@ class VectorizedLauncher(Launcher):
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        configs = []
+        configs: list[DictConfig] = []
+        derived: set[int] = set()
         for number, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
-            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            # Seeds and optimizer numbers only: the first job's config with them set, as Hydra would compose it.
+            config = derive_job_config(configs[0], list(job_overrides[0]), list(overrides)) if configs else None
+            if config is not None:
+                derived.add(len(configs))
+            else:
+                config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(config):
                 config.hydra.job.id = config.hydra.job.num = number
             configs.append(config)
         finished = {i: done for i, c in enumerate(configs) if (done := _finished(c)) is not None}
         todo = [i for i in range(len(configs)) if i not in finished]
-        groups, alone = vectorized.plan([configs[i] for i in todo])
+        groups, alone = vectorized.plan([configs[i] for i in todo], {p for p, i in enumerate(todo) if i in derived})
         trained = vectorized.train_groups([[todo[i] for i in g] for g in groups], configs, self.max_jobs_per_group,
                                           self.memory_bytes)  # fmt: skip
         if finished:
@@ -85,3 +93,15 @@ def _finished(config: DictConfig) -> dict[str, Any] | None:
         return None
     metrics = read_metrics(folder)
     return metrics if isinstance(outcome, dict) and outcome.get("status") == "ok" and metrics else None
+
+
+class PrecheckedSweeper(basic_sweeper()):  # type: ignore[misc]
+    """Hydra's basic sweeper, less its second composition of every job before launching (catbrain's pre-flight
+    has composed and checked each one, whatever the launcher): a job that differs from the batch's first in
+    seeds and optimizer numbers alone is not composed again here."""
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        for overrides in batch:
+            if batch and overrides is not batch[0] and value_changes(list(batch[0]), list(overrides)) is not None:
+                continue
+            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
