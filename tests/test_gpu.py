@@ -34,3 +34,22 @@ def test_an_mlp_regressor_trains_on_the_gpu_in_bf16(tmp_path):
     overrides = ["experiment=lion_mlp", "trainer=gpu", "trainer.precision=bf16-mixed", "trainer.max_epochs=10", *QUIET]
     metrics = train(compose_config(overrides, tmp_path))
     assert metrics["test/mse"] < 2 * metrics["test/bayes_mse"]
+
+
+@pytest.mark.parametrize("experiment", ["cat_threat", "weather_3pm_quantiles", "cat_nonlinear_mlp"])
+def test_a_vectorized_sweep_on_the_gpu_ends_as_the_basic_one(tmp_path, experiment):
+    import json
+
+    from tests.conftest import run_cli
+
+    common = ["-m", f"experiment={experiment}", "trainer=gpu", "data.n_train=2048", "trainer.max_epochs=3",
+              "plots=false", "logger=none", "optimizer.lr=0.01,0.05", "seed=0,1"]  # fmt: skip
+    for launcher in ("basic", "vectorized"):
+        result = run_cli("catbrain-train", *common, f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}",
+                         cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    for job in range(4):
+        basic = json.loads((tmp_path / "basic" / str(job) / "metrics.json").read_text())
+        stacked = json.loads((tmp_path / "vectorized" / str(job) / "metrics.json").read_text())
+        assert stacked["epochs"] == basic["epochs"]
+        assert stacked["test/loss"] == pytest.approx(basic["test/loss"], rel=1e-3)  # GPU kernels differ in rounding

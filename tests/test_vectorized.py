@@ -170,3 +170,21 @@ def test_a_jobs_config_derived_from_another_is_the_one_hydra_composes(base, job,
         assert derived is None
         return
     assert OmegaConf.to_container(derived) == OmegaConf.to_container(compose("train", job))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", ["weather_3pm_quantiles", "cat_softmax", "cat_ordinal", "cat_nonlinear_mlp",
+                                        "lion_shift"])  # fmt: skip
+def test_every_kind_of_task_ends_as_the_basic_launchers_run(experiment, tmp_path):
+    tiny = [f"experiment={experiment}", "data.n_train=512", "trainer.max_epochs=3", "seed=0,1"]
+    runs = {}
+    for launcher in ("basic", "vectorized"):
+        result = run_cli("catbrain-train", "-m", *tiny, "plots=false", "logger=none", f"hydra/launcher={launcher}",
+                         f"hydra.sweep.dir={launcher}", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[launcher] = [json.loads((tmp_path / launcher / str(j) / "metrics.json").read_text()) for j in range(2)]
+    for alone, together in zip(runs["basic"], runs["vectorized"]):
+        assert set(alone) == set(together)
+        for key, value in alone.items():
+            if "seconds" not in key and not isinstance(value, str):
+                assert together[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (experiment, key)

@@ -42,5 +42,6 @@ class Stacked:
 
     def job_state(self, job: int) -> dict[str, torch.Tensor]:
         """Job ``job``'s weights (and buffers) as its own module's ``state_dict`` holds them."""
-        state = {name: value[job].detach().clone() for name, value in {**self.params, **self.buffers}.items()}
-        return state
+        kept = self.architecture.state_dict().keys()  # persistent buffers only, as the module's own state_dict
+        return {name: value[job].detach().clone() for name, value in {**self.params, **self.buffers}.items()
+                if name in kept}  # fmt: skip
