@@ -67,6 +67,7 @@ def test_the_summary_section_and_csv():
     assert seeds_markdown([], set(), "val/loss") == []
 
 
+@pytest.mark.slow
 def test_a_real_sweep_over_seeds_gets_error_bars(tmp_path):
     result = run_cli(
         "catbrain-train", "-m", "data.n_train=256", "trainer.max_epochs=2", "callbacks=[model_checkpoint]",

@@ -65,6 +65,7 @@ def test_each_job_ends_as_the_basic_launchers_run_of_it(both):
     assert stopped_early >= 2  # the comparison covers jobs that stopped early, by their own windows
 
 
+@pytest.mark.slow
 def test_a_stacked_jobs_checkpoint_serves_predict_eval_and_export(both, tmp_path):
     (_, _), (_, vectorized) = both
     best = vectorized[5]["dir"] / "checkpoints" / "best.ckpt"
@@ -80,6 +81,7 @@ def test_a_stacked_jobs_checkpoint_serves_predict_eval_and_export(both, tmp_path
     assert exported.returncode == 0, exported.stderr
 
 
+@pytest.mark.slow
 def test_a_group_too_big_for_its_memory_is_split(both, tmp_path):
     (_, basic), _ = both
     result, split = sweep(tmp_path, "split", "hydra/launcher=vectorized", "hydra.launcher.memory_bytes=1",
