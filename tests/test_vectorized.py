@@ -190,3 +190,17 @@ def test_every_kind_of_task_ends_as_the_basic_launchers_run(experiment, tmp_path
         for key, value in alone.items():
             if "seconds" not in key and not isinstance(value, str):
                 assert together[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (experiment, key)
+
+
+@pytest.mark.slow
+def test_a_diverging_job_fails_alone_with_the_basic_launchers_words(tmp_path):
+    tiny = ["data.n_train=256", "trainer.max_epochs=2", "plots=false", "logger=none", "optimizer=sgd",
+            "optimizer.lr=0.01,1e6", "seed=0"]  # fmt: skip
+    said = {}
+    for launcher in ("basic", "vectorized"):
+        result = run_cli("catbrain-train", "-m", *tiny, f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}",
+                         cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 1 and "Warning" not in result.stderr, result.stderr[-2000:]
+        said[launcher] = [line for line in result.stderr.splitlines() if "error:" in line]
+        assert (tmp_path / launcher / "0" / "metrics.json").is_file()  # the other job ends well
+    assert said["vectorized"] == said["basic"] and "DivergenceError: train/loss became inf" in said["basic"][0]

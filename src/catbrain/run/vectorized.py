@@ -155,7 +155,7 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
             losses = stacked(*batch)
             finite = torch.isfinite(losses.detach())
             for j in (active & ~finite).nonzero().flatten().tolist():  # diverged: stop it before its step
-                jobs[j].error = diverged(float(losses[j]), jobs[j].steps, epoch, batch_index)
+                jobs[j].error = diverged(float(losses.detach()[j]), jobs[j].steps, epoch, batch_index)
                 active[j] = False
                 optimizer.lr[j] = 0.0
             torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
