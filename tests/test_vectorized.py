@@ -204,3 +204,11 @@ def test_a_diverging_job_fails_alone_with_the_basic_launchers_words(tmp_path):
         said[launcher] = [line for line in result.stderr.splitlines() if "error:" in line]
         assert (tmp_path / launcher / "0" / "metrics.json").is_file()  # the other job ends well
     assert said["vectorized"] == said["basic"] and "DivergenceError: train/loss became inf" in said["basic"][0]
+
+
+def test_only_seeds_and_optimizer_numbers_vary_within_a_group():
+    from catbrain.compat.hydra import per_job_key
+
+    assert all(per_job_key(k) for k in ("seed", "data.seed", "optimizer.lr", "optimizer.betas", "optimizer.eps"))
+    # a choice the stacked optimizer makes once for the group, or a setting it does not have
+    assert not any(per_job_key(k) for k in ("optimizer.nesterov", "optimizer.amsgrad", "data.n_train", "optimizer"))

@@ -18,16 +18,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-PER_JOB = {"seed", "run_dir", "data.seed"} | {
-    f"optimizer.{key}" for key in ("lr", "momentum", "dampening", "betas", "eps", "weight_decay")
-}
+from catbrain.compat.hydra import PER_JOB_KEYS
 
 
 def group_key(cfg: DictConfig) -> str:
     """What jobs of one group share: the config without the per-job keys (and without ``hydra``)."""
     plain = OmegaConf.to_container(cfg, resolve=False)
     plain.pop("hydra", None)
-    for key in PER_JOB:
+    for key in (*PER_JOB_KEYS, "run_dir"):
         parent, _, leaf = key.rpartition(".")
         node = plain.get(parent, {}) if parent else plain
         if isinstance(node, dict):

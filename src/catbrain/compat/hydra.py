@@ -32,10 +32,16 @@ def job_error(job_return: Any) -> BaseException | None:
     return value if isinstance(value, BaseException) else None
 
 
+# What a job of a sweep may change in a copy of another job's config, and a stacked group may hold per job: the
+# seeds and the optimizer's numbers (never a group, a choice such as nesterov, a path or ``hydra.*``).
+PER_JOB_KEYS = ("seed", "data.seed") + tuple(
+    f"optimizer.{name}" for name in ("lr", "momentum", "dampening", "betas", "eps", "weight_decay")
+)
+
+
 def per_job_key(key: str) -> bool:
-    """Keys whose values a job of a sweep may change in a copy of another job's config: seeds and the optimizer's
-    numbers (each one value, checked by validation), never a group, a path or ``hydra.*``."""
-    return key in ("seed", "data.seed") or (key.startswith("optimizer.") and key.count(".") == 1)
+    """Whether ``key`` is one of :data:`PER_JOB_KEYS`."""
+    return key in PER_JOB_KEYS
 
 
 def value_changes(base: list[str], job: list[str]) -> list[Any] | None:

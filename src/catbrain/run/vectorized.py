@@ -173,7 +173,8 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
                 continue
             job.epochs = epoch + 1
             value = float(val_loss[j])
-            job.history += _epoch_entries(job, stacked.job_state(j), epoch, value, float(train_loss[j]))
+            state = stacked.job_state(j) if job.cfg.get("plots", False) else None  # the pictures' curves need it
+            job.history += _epoch_entries(job, state, epoch, value, float(train_loss[j]))
             if math.isfinite(value) and (job.best_score is None or value < job.best_score):
                 job.best_score, job.best_epoch, job.best_step = value, epoch, job.steps
                 for name, tensor in stacked.params.items():
@@ -197,12 +198,12 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
     return seconds
 
 
-def _epoch_entries(job: Job, state: dict[str, torch.Tensor], epoch: int, val_loss: float, train_loss: float
+def _epoch_entries(job: Job, state: dict[str, torch.Tensor] | None, epoch: int, val_loss: float, train_loss: float
                    ) -> list[dict[str, float]]:  # fmt: skip
     """The history a run alone records after an epoch: validation (with every metric and the weights when its
     pictures are drawn), then training."""
     val: dict[str, float] = {"epoch": epoch, "step": job.steps, "val/loss": val_loss}
-    if job.cfg.get("plots", False):
+    if state is not None:
         task = job.task
         task.load_state_dict({name.removeprefix("task."): value for name, value in state.items()})
         task.eval()
