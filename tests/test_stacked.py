@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from catbrain.models import MLP, Linear, ThresholdedLinear
-from catbrain.stacked import Stacked, StackedOptimizer
+from catbrain.run.vectorized import LossOf
+from catbrain.stacked import Stacked, StackedOptimizer, batched
+from catbrain.stacked.batched import batched_losses
+from catbrain.tasks import ClassificationTask, OrdinalTask, QuantileTask, RegressionTask, ThresholdTask
 
 JOBS = 4
 
@@ -147,3 +150,85 @@ def test_bad_settings_are_refused():
         StackedOptimizer("sgd", params, JOBS, lr=[0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="first axis is the job"):
         StackedOptimizer("sgd", [torch.zeros(3, 2)], JOBS)
+
+
+def sgd(params):
+    return torch.optim.SGD(params, lr=0.1)
+
+
+NAMES = ["approach", "ignore", "run_away"]
+TASKS = {  # each with the targets its loss takes: numbers, or class indices
+    "regression-linear": (lambda: RegressionTask(Linear(3), sgd), "numbers"),
+    "regression-mlp": (lambda: RegressionTask(MLP(3, hidden=[8, 5], activation="gelu"), sgd), "numbers"),
+    "threshold": (lambda: ThresholdTask(ThresholdedLinear(3), sgd), "numbers"),
+    "classification-linear": (lambda: ClassificationTask(Linear(3, 3), sgd, class_names=NAMES), "classes"),
+    "classification-mlp": (lambda: ClassificationTask(MLP(3, [6], 3, "tanh"), sgd, class_names=NAMES), "classes"),
+    "quantile": (lambda: QuantileTask(MLP(3, [6], 3, "silu"), sgd, quantiles=[0.1, 0.5, 0.9]), "numbers"),
+    "quantile-one-level": (lambda: QuantileTask(Linear(3), sgd, quantiles=[0.5]), "numbers"),
+}
+
+
+def stacked_tasks(make, scaled: bool) -> Stacked:
+    """JOBS tasks with their own weights and (``scaled``) their own standardisation, stacked as the engine stacks."""
+    torch.manual_seed(0)
+    tasks = [make() for _ in range(JOBS)]
+    for job, task in enumerate(tasks):
+        if scaled:
+            generator = torch.Generator().manual_seed(10 + job)
+            task.predictor.set_scaling(input_mean=torch.randn(3, generator=generator),
+                                       input_std=torch.rand(3, generator=generator) + 0.5,
+                                       target_mean=torch.randn((), generator=generator),
+                                       target_std=torch.rand((), generator=generator) + 0.5)  # fmt: skip
+    return Stacked([LossOf(task) for task in tasks])
+
+
+def batch(kind: str, seed: int, rows: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(JOBS, rows, 3, generator=generator)
+    if kind == "classes":
+        return features, torch.randint(0, 3, (JOBS, rows), generator=generator)
+    return features, torch.randn(JOBS, rows, generator=generator) * 2 + 1
+
+
+@pytest.mark.parametrize("scaled", [False, True], ids=["identity-scaling", "own-scaling"])
+@pytest.mark.parametrize("name", list(TASKS))
+def test_batched_losses_give_vmaps_losses_and_gradients(name, scaled):
+    make, kind = TASKS[name]
+    stacked = stacked_tasks(make, scaled)
+    losses = batched_losses(stacked, batch(kind, seed=1))
+    assert losses is not None, "catbrain's own model and loss take the batched path"
+    other = batch(kind, seed=2, rows=37)  # not the batch it was checked on
+    params = list(stacked.params.values())
+    fast, slow = losses(*other), stacked(*other)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(torch.autograd.grad(fast.sum(), params), torch.autograd.grad(slow.sum(), params)):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)
+
+
+class Doubled(torch.nn.Module):
+    """A model of your own: the batched path does not know it."""
+
+    in_features = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * self.layer(x).squeeze(-1)
+
+
+def test_models_and_losses_it_does_not_know_keep_vmap(monkeypatch):
+    assert batched_losses(stacked_tasks(lambda: RegressionTask(Doubled(), sgd), False), batch("numbers", 1)) is None
+    ordinal = stacked_tasks(lambda: OrdinalTask(ThresholdedLinear(3, learn_thresholds=True), sgd), False)
+    assert batched_losses(ordinal, batch("classes", 1)) is None
+
+    class OwnLoss(RegressionTask):
+        def loss(self, output, batch):
+            return (output - batch[1]).abs().mean()
+
+    assert batched_losses(stacked_tasks(lambda: OwnLoss(Linear(3), sgd), False), batch("numbers", 1)) is None
+    # A batched path that disagrees with vmap on the batch it is checked on is not used.
+    monkeypatch.setattr(batched, "_linear", lambda params, name, x: 1.001 * torch.baddbmm(
+        params[f"{name}.bias"].unsqueeze(1), x, params[f"{name}.weight"].transpose(1, 2)))  # fmt: skip
+    assert batched_losses(stacked_tasks(lambda: RegressionTask(Linear(3), sgd), False), batch("numbers", 1)) is None

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from catbrain.commands.vectorized import plan, why_alone
 from tests.conftest import BIN, compose_config, run_cli
@@ -57,6 +58,12 @@ def test_each_job_ends_as_the_basic_launchers_run_of_it(both):
             else:
                 assert together[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (alone["dir"].name, key)
         stopped_early += alone["epochs"] < 15
+        for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "config.yaml", "job.json"):
+            own, stacked = (job["dir"] / name for job in (alone, together))
+            assert stacked.read_text().replace("/vectorized/", "/basic/") == own.read_text(), name  # Hydra's words
+        assert (together["dir"] / "train.log").is_file()  # the job's log, as Hydra sets it up
+        hydra = yaml.safe_load((together["dir"] / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        assert hydra["runtime"]["output_dir"] == str(together["dir"]) and hydra["job"]["num"] == int(alone["dir"].name)
         for name in ("best.ckpt", "last.ckpt"):
             own, stacked = checkpoint(alone, name), checkpoint(together, name)
             assert (stacked["epoch"], stacked["global_step"]) == (own["epoch"], own["global_step"])  # best epoch

@@ -98,8 +98,10 @@ def report_run(
     metrics: dict[str, float],
     resolved: dict[str, Any],
     command: list[str] | None,
+    console: bool = True,
 ) -> None:
-    """metrics.json, the pictures, report.md, the summary on the console, and the same to the trackers."""
+    """metrics.json, the pictures, report.md, the summary on the console (unless ``console=False``: a job of a
+    stacked group, which the sweep's summary table shows), and the same to the trackers."""
     from catbrain.run import explore, files, plots, report, tracking
 
     run_dir = Path(cfg.run_dir)
@@ -109,7 +111,8 @@ def report_run(
     plots.log_pictures(lightning, pictures)
     page = [explore.write_explore(task.predictor, datamodule, run_dir, title)] if cfg.plots else []
     report.write_report(run_dir, title, resolved, metrics, datamodule.feature_names, pictures, command)
-    report.print_summary(title, metrics, datamodule.feature_names, run_dir)
+    if console:
+        report.print_summary(title, metrics, datamodule.feature_names, run_dir)
     tracking.log_metrics(lightning, metrics)
     written = [run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "report.md", *pictures, *page]
     tracking.log_files(lightning, written, root=run_dir)

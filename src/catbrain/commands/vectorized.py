@@ -122,8 +122,15 @@ def finish(job: Any, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
                     "steps": job.steps, "stopped": job.stopped, "stopped_reason": job.stopped_reason})  # fmt: skip
     lightning = SimpleNamespace(loggers=[], global_step=job.steps)
     report_run(cfg, lightning, job.task, job.datamodule, job.history, metrics, resolved,
-               launcher.shown_command(overrides))  # fmt: skip
+               launcher.shown_command(overrides), console=False)  # fmt: skip
     return metrics
+
+
+def composed(cfg: DictConfig) -> dict[str, Any]:
+    """A job's config less ``hydra``, unresolved, as plain containers: what its ``.hydra/config.yaml`` shows."""
+    plain = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    plain.pop("hydra", None)
+    return plain
 
 
 def job_bytes(job: Any) -> int:
@@ -172,7 +179,10 @@ def train_groups(groups: list[list[int]], configs: list[DictConfig], max_jobs: i
         size = max(1, min(max_jobs, int(budget // max(job_bytes(first), 1))))
         numbers = [int(configs[i].hydra.job.num) for i in members]
         split = f", in groups of {size} (memory)" if size < len(members) else ""
-        say(f"jobs {_ranges(numbers)} train together as one stacked model{split}")
+        say(
+            f"jobs {_ranges(numbers)} train together as one stacked model{split}; each job's run directory holds its "
+            "results, the sweep's summary shows them all"
+        )
         for start in range(0, len(members), size):
             part = members[start : start + size]
             jobs = [first if i == members[0] else build(configs[i]) for i in part]

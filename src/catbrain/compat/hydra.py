@@ -109,3 +109,70 @@ def basic_sweeper() -> type:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     return BasicSweeper
+
+
+def run_own_job(hydra_context: Any, task_function: Any, config: Any, job_dir_key: str, job_subdir_key: str,
+                composed: dict[str, Any] | None = None) -> Any:  # fmt: skip
+    """Hydra's ``run_job`` (``hydra.core.utils``, 1.3) for a job config that no one else holds (the vectorized
+    launcher derives one per job): the same steps, files, logging and callbacks, in the same order, without its
+    copies of the config (the job's config less ``hydra`` is made once, the hydra node once) and with the three
+    ``.hydra/*.yaml`` written by libyaml in OmegaConf's text. About 25 ms a job less, which a sweep of 64 small
+    jobs trained at once pays 64 times. ``composed``: the job's config (less ``hydra``) as plain containers, taken
+    before anything resolved parts of it in place (Hydra's ``instantiate`` resolves the nodes a ``${model}`` points
+    to), for ``.hydra/config.yaml``. Uses ``JobReturn``, ``JobRuntime``, ``configure_log``, ``env_override`` and
+    ``_flush_loggers`` of ``hydra.core.utils``."""
+    import os
+    from pathlib import Path
+
+    from hydra.core import utils
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from catbrain.run.files import config_yaml
+
+    callbacks = hydra_context.callbacks
+    old_cwd, original = os.getcwd(), HydraConfig.instance().cfg
+    HydraConfig.instance().cfg = config  # the job's hydra node, for interpolations of the sweep directory
+    output_dir = str(OmegaConf.select(config, job_dir_key))
+    output_dir = os.path.join(output_dir, str(OmegaConf.select(config, job_subdir_key)))
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+    HydraConfig.instance().set_config(config)
+    chdir = False
+    try:
+        hydra_cfg = HydraConfig.instance().cfg  # a copy of the hydra node already, and this job's alone
+        task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+        ret = utils.JobReturn(cfg=task_cfg, hydra_cfg=hydra_cfg)
+        ret.overrides = OmegaConf.to_container(config.hydra.overrides.task)
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        chdir = bool(hydra_cfg.hydra.job.chdir)  # catbrain's configs say false; Hydra 1.2+'s default is false
+        if chdir:
+            os.chdir(output_dir)
+        ret.working_dir = os.getcwd()
+        utils.configure_log(config.hydra.job_logging, config.hydra.verbose)
+        if config.hydra.output_subdir is not None:
+            folder = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
+            folder.mkdir(parents=True, exist_ok=True)
+            written = {
+                "config.yaml": composed if composed is not None else OmegaConf.to_container(task_cfg, enum_to_str=True),
+                "hydra.yaml": OmegaConf.to_container(hydra_cfg, enum_to_str=True),
+                "overrides.yaml": OmegaConf.to_container(config.hydra.overrides.task),
+            }
+            for name, plain in written.items():
+                (folder / name).write_text(config_yaml(plain), encoding="utf-8")
+        with utils.env_override(hydra_cfg.hydra.job.env_set):
+            callbacks.on_job_start(config=config, task_function=task_function)
+            try:
+                ret.return_value = task_function(task_cfg)
+                ret.status = utils.JobStatus.COMPLETED
+            except Exception as error:
+                ret.return_value = error
+                ret.status = utils.JobStatus.FAILED
+        ret.task_name = utils.JobRuntime.instance().get("name")
+        utils._flush_loggers()
+        callbacks.on_job_end(config=config, job_return=ret)
+        return ret
+    finally:
+        HydraConfig.instance().cfg = original
+        if chdir:
+            os.chdir(old_cwd)

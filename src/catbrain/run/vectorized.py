@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from catbrain.errors import diverged
 from catbrain.stacked import Stacked, StackedOptimizer
+from catbrain.stacked.batched import batched_losses
 
 OPTIMIZERS = {"torch.optim.SGD": "sgd", "torch.optim.Adam": "adam", "torch.optim.AdamW": "adamw"}
 HYPER = {  # config key -> stacked optimizer setting
@@ -140,34 +141,45 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
     batch_size = first.datamodule.batch_size
     eval_batch = batch_size * int(getattr(first.task, "steps_per_call", 1))
     max_epochs = int(first.cfg.trainer.max_epochs)
+    losses_of = batched_losses(stacked, tuple(tensor[:, :batch_size] for tensor in train)) or stacked
     rows = torch.arange(k, device=device).unsqueeze(1)
     active = torch.ones(k, dtype=torch.bool, device=device)
+    everyone = True  # every job still training: no masks to apply
     best = {name: value.detach().clone() for name, value in stacked.params.items()}
-    step = 0
     for epoch in range(max_epochs):
         orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(job.datamodule.seed + epoch))
                               for job in jobs]).to(device)  # fmt: skip
         shuffled = tuple(tensor[rows, orders] for tensor in train)  # each job's epoch in its own order, gathered once
-        train_total = torch.zeros(k, device=device)
+        train_losses: list[torch.Tensor] = []
+        batches = 0
         for batch_index, start in enumerate(range(0, n, batch_size)):
             batch = tuple(tensor[:, start : start + batch_size] for tensor in shuffled)
             optimizer.zero_grad()
-            losses = stacked(*batch)
-            finite = torch.isfinite(losses.detach())
-            for j in (active & ~finite).nonzero().flatten().tolist():  # diverged: stop it before its step
-                jobs[j].error = diverged(float(losses.detach()[j]), jobs[j].steps, epoch, batch_index)
-                active[j] = False
-                optimizer.lr[j] = 0.0
-            torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
-            for param in stacked.params.values():  # a stopped job's weights stay as they are
-                param.grad.mul_(active.view(-1, *[1] * (param.dim() - 1)).to(param.dtype))
+            losses = losses_of(*batch)
+            diverging = active & ~torch.isfinite(losses.detach())
+            if bool(diverging.any()):  # stop it before its step, as a run alone stops
+                for j in diverging.nonzero().flatten().tolist():
+                    jobs[j].error = diverged(float(losses.detach()[j]), jobs[j].steps + batch_index, epoch, batch_index)
+                    jobs[j].steps += batch_index
+                    active[j] = False
+                    optimizer.lr[j] = 0.0
+                everyone = False
+            if everyone:
+                losses.sum().backward()
+            else:
+                torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
+                for param in stacked.params.values():  # a stopped job's weights stay as they are
+                    mask = active.view(-1, *[1] * (param.dim() - 1))
+                    param.grad = torch.where(mask, param.grad, torch.zeros_like(param.grad))
             optimizer.step()
-            step += 1
-            train_total += torch.where(active, losses.detach(), torch.zeros_like(losses)) * batch[0].shape[1]
-            for j in active.nonzero().flatten().tolist():
-                jobs[j].steps += 1
-        val_loss = _mean_loss(stacked, val, eval_batch)
-        train_loss = train_total / n
+            batches += 1
+            train_losses.append(losses.detach() * batch[0].shape[1])
+        for j in active.nonzero().flatten().tolist():
+            jobs[j].steps += batches
+        if not train_losses:
+            break
+        val_loss = _mean_loss(losses_of, val, eval_batch)
+        train_loss = torch.stack(train_losses).sum(0) / n
         for j, job in enumerate(jobs):
             if not bool(active[j]):
                 continue
@@ -182,6 +194,7 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
             if job.stopping is not None and _stopping_says_stop(job, value, epoch, optimizer, j):
                 active[j] = False
                 optimizer.lr[j] = 0.0
+        everyone = bool(active.all())
         if not bool(active.any()):
             break
     seconds = time.perf_counter() - started

@@ -55,6 +55,10 @@ class StackedOptimizer:
             self.hyper[name] = torch.tensor(values, dtype=torch.float64)
         self.steps = 0
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
+        self._cache: dict[tuple, tuple] = {}
+        # Whether any job has weight decay or momentum (a job's may not change once set): else torch skips it.
+        self._any = {name: bool((self.hyper[name] != 0).any()) for name in ("weight_decay", "momentum")
+                     if name in self.hyper}  # fmt: skip
 
     @property
     def lr(self) -> torch.Tensor:
@@ -65,51 +69,67 @@ class StackedOptimizer:
         for param in self.params:
             param.grad = None
 
-    def _per_job(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """``(K,)`` float64 numbers as the parameter's dtype, shaped to broadcast over its job axis."""
-        return values.to(like.dtype).to(like.device).reshape(-1, *[1] * (like.dim() - 1))
+    def _numbers(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """This step's per-job numbers as ``like``'s dtype and device, ``(K,)``: each computed in float64 and cast
+        once, as torch casts its scalars. Kept until a hyper-parameter changes in place (``opt.lr[k] = 0``)."""
+        key = (like.dtype, like.device, self.steps, tuple(value._version for value in self.hyper.values()))
+        cached = self._cache.get(key[:2])
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        h, step = self.hyper, self.steps
+        float64: dict[str, torch.Tensor] = {"minus_lr": -h["lr"], "weight_decay": h["weight_decay"]}
+        if self.kind == "sgd":
+            float64 |= {"momentum": h["momentum"], "kept": 1 - h["dampening"]}
+        else:
+            float64 |= {"decayed": 1 - h["lr"] * h["weight_decay"], "one_minus_beta1": 1 - h["beta1"],
+                        "beta2": h["beta2"], "one_minus_beta2": 1 - h["beta2"], "eps": h["eps"],
+                        "bias_correction2_sqrt": (1 - h["beta2"] ** step) ** 0.5,
+                        "step_size": -(h["lr"] / (1 - h["beta1"] ** step))}  # fmt: skip
+        numbers = {name: value.to(like.dtype).to(like.device) for name, value in float64.items()}
+        self._cache[key[:2]] = (key, numbers)
+        return numbers
 
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
         for param, state in zip(self.params, self.state):
             if param.grad is not None:
-                (self._sgd if self.kind == "sgd" else self._adam)(param, param.grad, state)
+                numbers = self._numbers(param)
+                shaped = {name: value.view(-1, *[1] * (param.dim() - 1)) for name, value in numbers.items()}
+                (self._sgd if self.kind == "sgd" else self._adam)(param, param.grad, state, shaped)
 
-    def _sgd(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+    def _sgd(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],
+             n: dict[str, torch.Tensor]) -> None:  # fmt: skip
         h = self.hyper
-        if bool((h["weight_decay"] != 0).any()):
-            grad = grad.addcmul(param, self._per_job(h["weight_decay"], param))  # grad.add(param, alpha=wd), fused
-        momentum = h["momentum"]
-        if bool((momentum != 0).any()):
+        if self._any["weight_decay"]:
+            grad = grad.addcmul(param, n["weight_decay"])  # grad.add(param, alpha=wd), fused
+        if self._any["momentum"]:
             buffer = state.get("momentum_buffer")
             if buffer is None:
                 buffer = state["momentum_buffer"] = grad.detach().clone()
             else:
-                m, kept = self._per_job(momentum, param), self._per_job(1 - h["dampening"], param)
-                buffer.mul_(m).addcmul_(grad, kept)
-            stepped = grad.addcmul(buffer, self._per_job(momentum, param)) if self.nesterov else buffer
-            grad = torch.where(self._per_job(momentum, param) != 0, stepped, grad)  # momentum 0: torch skips it
-        param.addcmul_(grad, self._per_job(-h["lr"], param))  # param.add_(grad, alpha=-lr)
+                buffer.mul_(n["momentum"]).addcmul_(grad, n["kept"])
+            stepped = grad.addcmul(buffer, n["momentum"]) if self.nesterov else buffer
+            if bool((h["momentum"] == 0).any()):  # momentum 0: torch skips it
+                stepped = torch.where(n["momentum"] != 0, stepped, grad)
+            grad = stepped
+        param.addcmul_(grad, n["minus_lr"])  # param.add_(grad, alpha=-lr)
 
-    def _adam(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
-        h, step = self.hyper, self.steps
+    def _adam(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],
+              n: dict[str, torch.Tensor]) -> None:  # fmt: skip
         if not state:
             state["exp_avg"] = torch.zeros_like(param)
             state["exp_avg_sq"] = torch.zeros_like(param)
-        lr, decay = h["lr"], h["weight_decay"]
-        if bool((decay != 0).any()):
+        if self._any["weight_decay"]:
             if self.kind == "adamw":
-                param.mul_(self._per_job(1 - lr * decay, param))
+                param.mul_(n["decayed"])
             else:
-                grad = grad.addcmul(param, self._per_job(decay, param))
+                grad = grad.addcmul(param, n["weight_decay"])
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.lerp_(grad, self._per_job(1 - h["beta1"], param))
-        exp_avg_sq.mul_(self._per_job(h["beta2"], param)).addcmul_(self._per_job(1 - h["beta2"], param) * grad, grad)
-        bias_correction1 = 1 - h["beta1"] ** step
-        bias_correction2_sqrt = (1 - h["beta2"] ** step) ** 0.5
-        denom = (exp_avg_sq.sqrt() / self._per_job(bias_correction2_sqrt, param)).add_(self._per_job(h["eps"], param))
-        param.add_(self._per_job(-(lr / bias_correction1), param) * exp_avg / denom)
+        exp_avg.lerp_(grad, n["one_minus_beta1"])
+        exp_avg_sq.mul_(n["beta2"]).addcmul_(n["one_minus_beta2"] * grad, grad)
+        denom = (exp_avg_sq.sqrt() / n["bias_correction2_sqrt"]).add_(n["eps"])
+        param.add_(n["step_size"] * exp_avg / denom)
 
     def job_state(self, job: int) -> dict[str, Any]:
         """Job ``job``'s state as torch's own optimizer would hold it for a model of the same parameters (in

@@ -19,7 +19,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from catbrain.compat.hydra import basic_sweeper, derive_job_config, value_changes
+from catbrain.compat.hydra import basic_sweeper, derive_job_config, run_own_job, value_changes
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class VectorizedLauncher(Launcher):
             configs.append(config)
         finished = {i: done for i, c in enumerate(configs) if (done := _finished(c)) is not None}
         todo = [i for i in range(len(configs)) if i not in finished]
+        # What each job's .hydra/config.yaml holds, taken before training: building a job resolves parts in place.
+        composed = {i: vectorized.composed(configs[i]) for i in todo}
         groups, alone = vectorized.plan([configs[i] for i in todo], {p for p, i in enumerate(todo) if i in derived})
         trained = vectorized.train_groups([[todo[i] for i in g] for g in groups], configs, self.max_jobs_per_group,
                                           self.memory_bytes)  # fmt: skip
@@ -70,14 +72,13 @@ class VectorizedLauncher(Launcher):
                 runs.append(JobReturn(overrides=list(overrides), cfg=config, status=JobStatus.COMPLETED,
                                       _return_value=finished[position]))  # fmt: skip
                 continue
-            task_function = self.task_function
-            if position in trained:
-                task_function = vectorized.finishing(trained[position])
+            if position in trained:  # a config of its own (derived or composed for this launch): no copies needed
+                runs.append(run_own_job(self.hydra_context, vectorized.finishing(trained[position]), config,
+                                        "hydra.sweep.dir", "hydra.sweep.subdir", composed[position]))  # fmt: skip
             else:
-                reason = alone[todo.index(position)]
-                vectorized.say(f"job {config.hydra.job.num} runs alone: {reason}")
-            runs.append(run_job(hydra_context=self.hydra_context, task_function=task_function, config=config,
-                                job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))  # fmt: skip
+                vectorized.say(f"job {config.hydra.job.num} runs alone: {alone[todo.index(position)]}")
+                runs.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
+                                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))  # fmt: skip
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return runs
 
