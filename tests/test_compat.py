@@ -69,3 +69,30 @@ def test_optuna_frozen_trials_carry_their_id():
     study = optuna.create_study()
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     assert trial_id(study.trials[0]) == study.trials[0]._trial_id
+
+
+def test_omegaconfs_dumper_lets_libyaml_write_its_text(tmp_path):
+    from omegaconf import OmegaConf
+
+    from catbrain.compat.omegaconf import config_yaml
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["experiment=cat_threat"], tmp_path)
+    tricky = {"yes": "yes", "y": "y", "one": "1", "float": "1e-3", "null": "null", "empty": "", "off": "off",
+              "interpolated": "${data.seed}", "unicode": "Température °C", "colon": "a: b",
+              "list": ["2", 3, None]}  # fmt: skip
+    plain = OmegaConf.to_container(cfg) | {"tricky": tricky}
+    assert config_yaml(plain) == OmegaConf.to_yaml(OmegaConf.create(plain))
+
+
+def test_hydra_run_job_steps_that_run_own_job_repeats():
+    import inspect
+
+    from hydra.core import utils
+
+    # run_own_job repeats Hydra's run_job with these members; a release that changes them changes its steps.
+    for name in ("JobReturn", "JobRuntime", "JobStatus", "configure_log", "env_override", "_flush_loggers"):
+        assert hasattr(utils, name), name
+    steps = inspect.getsource(utils.run_job)
+    for step in ("set_config", "configure_log", "hydra.yaml", "overrides.yaml", "on_job_start", "on_job_end"):
+        assert step in steps, step

@@ -73,14 +73,3 @@ def test_counts_and_thresholds_flow_from_the_data_config(tmp_path):
 
 def test_configs_are_found_from_the_source_checkout():
     assert (CONF / "train.yaml").is_file() and (CONF / "eval.yaml").is_file()
-
-
-def test_config_yaml_writes_omegaconfs_text(tmp_path):
-    from catbrain.run.files import config_yaml
-
-    cfg = compose_config(["experiment=cat_threat"], tmp_path)
-    tricky = {"yes": "yes", "y": "y", "one": "1", "float": "1e-3", "null": "null", "empty": "", "off": "off",
-              "interpolated": "${data.seed}", "unicode": "Température °C", "colon": "a: b",
-              "list": ["2", 3, None]}  # fmt: skip
-    plain = OmegaConf.to_container(cfg) | {"tricky": tricky}
-    assert config_yaml(plain) == OmegaConf.to_yaml(OmegaConf.create(plain))

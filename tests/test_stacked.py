@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from catbrain.models import MLP, Linear, ThresholdedLinear
+from catbrain.run import batched
+from catbrain.run.batched import batched_losses
 from catbrain.run.vectorized import LossOf
-from catbrain.stacked import Stacked, StackedOptimizer, batched
-from catbrain.stacked.batched import batched_losses
+from catbrain.stacked import Stacked, StackedOptimizer
 from catbrain.tasks import ClassificationTask, OrdinalTask, QuantileTask, RegressionTask, ThresholdTask
 
 JOBS = 4
@@ -232,3 +233,25 @@ def test_models_and_losses_it_does_not_know_keep_vmap(monkeypatch):
     monkeypatch.setattr(batched, "_linear", lambda params, name, x: 1.001 * torch.baddbmm(
         params[f"{name}.bias"].unsqueeze(1), x, params[f"{name}.weight"].transpose(1, 2)))  # fmt: skip
     assert batched_losses(stacked_tasks(lambda: RegressionTask(Linear(3), sgd), False), batch("numbers", 1)) is None
+
+
+@pytest.mark.filterwarnings("ignore:grad and param do not obey the gradient layout contract")
+def test_flattened_parameters_step_as_the_parameters_do():
+    make = lambda: MLP(3, hidden=[6, 4], activation="tanh")  # noqa: E731
+    apart, together = Stacked(models(make)), Stacked(models(make))
+    flat = together.flatten()
+    assert flat.shape == (JOBS, sum(p[0].numel() for p in apart.params.values()))
+    optimizers = [StackedOptimizer("adamw", list(apart.params.values()), JOBS, lr=[0.1, 0.01, 0.03, 0.0]),
+                  StackedOptimizer("adamw", [flat], JOBS, lr=[0.1, 0.01, 0.03, 0.0])]  # fmt: skip
+    for step in range(5):
+        features = torch.randn(JOBS, 8, 3, generator=torch.Generator().manual_seed(step))
+        optimizers[0].zero_grad()
+        flat.grad.zero_()
+        for stacked in (apart, together):
+            stacked(features).square().mean((1,)).sum().backward()
+        together.gathered()
+        for optimizer in optimizers:
+            optimizer.step()
+        for name, value in apart.params.items():  # the same numbers, and the flat tensor is the parameters
+            assert torch.equal(together.params[name], value), (step, name)
+            assert together.params[name].untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -47,11 +48,9 @@ def per_job_key(key: str) -> bool:
 def value_changes(base: list[str], job: list[str]) -> list[Any] | None:
     """The parsed overrides by which ``job`` differs from ``base`` when each is ``key=value`` of a per-job key
     (the same keys in the same order), else ``None``: then the job's config must be composed."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
 
-    parser = OverridesParser.create()
-    before, after = parser.parse_overrides(list(base)), parser.parse_overrides(list(job))
+    before, after = parsed(tuple(base)), parsed(tuple(job))
     if [o.key_or_group for o in before] != [o.key_or_group for o in after]:
         return None
     changed = [new for old, new in zip(before, after) if old.input_line != new.input_line]
@@ -62,6 +61,20 @@ def value_changes(base: list[str], job: list[str]) -> list[Any] | None:
     return changed
 
 
+@functools.lru_cache(maxsize=8192)
+def parsed(overrides: tuple[str, ...]) -> tuple[Any, ...]:
+    """Hydra's parse of ``overrides`` (``OverridesParser``), once per sweep job: grouping, deriving and the sweeper's
+    check each read it."""
+    return tuple(_parser().parse_overrides(list(overrides)))
+
+
+@functools.cache
+def _parser() -> Any:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
 def derive_job_config(config: Any, base: list[str], job: list[str], copy: bool = True) -> Any:
     """``job``'s config from ``config`` (composed for the overrides ``base``) by setting the values that differ, or
     ``None`` when they differ in more than per-job values. A config with a ``hydra`` node gets the job's
@@ -70,7 +83,6 @@ def derive_job_config(config: Any, base: list[str], job: list[str], copy: bool =
     from copy import deepcopy
 
     from hydra._internal.config_loader_impl import get_overrides_dirname
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf, open_dict, read_write
 
     changed = value_changes(base, job)
@@ -81,7 +93,7 @@ def derive_job_config(config: Any, base: list[str], job: list[str], copy: bool =
         if OmegaConf.is_config(node) or override.key_or_group not in _leaf_keys(config, override.key_or_group):
             return None  # not a value of the composed config: compose it
     if not copy:  # every per-job value, so that what an earlier job set is set again
-        changed = [o for o in OverridesParser.create().parse_overrides(list(job)) if per_job_key(o.key_or_group)]
+        changed = [o for o in parsed(tuple(job)) if per_job_key(o.key_or_group)]
     derived = deepcopy(config) if copy else config
     with read_write(derived), open_dict(derived):
         for override in changed:
@@ -90,7 +102,7 @@ def derive_job_config(config: Any, base: list[str], job: list[str], copy: bool =
             derived.hydra.overrides.task = list(job)
             job_settings = derived.hydra.job.config.override_dirname
             derived.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=[o for o in OverridesParser.create().parse_overrides(list(job)) if not o.is_hydra_override()],
+                overrides=[o for o in parsed(tuple(job)) if not o.is_hydra_override()],
                 kv_sep=job_settings.kv_sep, item_sep=job_settings.item_sep, exclude_keys=job_settings.exclude_keys,
             )  # fmt: skip
     return derived
@@ -111,11 +123,19 @@ def basic_sweeper() -> type:
     return BasicSweeper
 
 
+def _task_container(config: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(config, enum_to_str=True)
+    plain.pop("hydra", None)
+    return plain
+
+
 def run_own_job(hydra_context: Any, task_function: Any, config: Any, job_dir_key: str, job_subdir_key: str,
                 composed: dict[str, Any] | None = None) -> Any:  # fmt: skip
     """Hydra's ``run_job`` (``hydra.core.utils``, 1.3) for a job config that no one else holds (the vectorized
     launcher derives one per job): the same steps, files, logging and callbacks, in the same order, without its
-    copies of the config (the job's config less ``hydra`` is made once, the hydra node once) and with the three
+    copies of the config (the task's config and the hydra node are made once each) and with the three
     ``.hydra/*.yaml`` written by libyaml in OmegaConf's text. About 25 ms a job less, which a sweep of 64 small
     jobs trained at once pays 64 times. ``composed``: the job's config (less ``hydra``) as plain containers, taken
     before anything resolved parts of it in place (Hydra's ``instantiate`` resolves the nodes a ``${model}`` points
@@ -128,7 +148,7 @@ def run_own_job(hydra_context: Any, task_function: Any, config: Any, job_dir_key
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict, read_write
 
-    from catbrain.run.files import config_yaml
+    from catbrain.compat.omegaconf import config_yaml
 
     callbacks = hydra_context.callbacks
     old_cwd, original = os.getcwd(), HydraConfig.instance().cfg
@@ -137,29 +157,28 @@ def run_own_job(hydra_context: Any, task_function: Any, config: Any, job_dir_key
     output_dir = os.path.join(output_dir, str(OmegaConf.select(config, job_subdir_key)))
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(output_dir)
-    HydraConfig.instance().set_config(config)
+    HydraConfig.instance().set_config(config)  # a copy of the hydra node, this job's alone
+    hydra_cfg = HydraConfig.instance().cfg
     chdir = False
     try:
-        hydra_cfg = HydraConfig.instance().cfg  # a copy of the hydra node already, and this job's alone
-        task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-        ret = utils.JobReturn(cfg=task_cfg, hydra_cfg=hydra_cfg)
-        ret.overrides = OmegaConf.to_container(config.hydra.overrides.task)
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         chdir = bool(hydra_cfg.hydra.job.chdir)  # catbrain's configs say false; Hydra 1.2+'s default is false
         if chdir:
             os.chdir(output_dir)
-        ret.working_dir = os.getcwd()
         utils.configure_log(config.hydra.job_logging, config.hydra.verbose)
+        overrides = OmegaConf.to_container(config.hydra.overrides.task)
         if config.hydra.output_subdir is not None:
             folder = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
             folder.mkdir(parents=True, exist_ok=True)
             written = {
-                "config.yaml": composed if composed is not None else OmegaConf.to_container(task_cfg, enum_to_str=True),
+                "config.yaml": composed if composed is not None else _task_container(config),
                 "hydra.yaml": OmegaConf.to_container(hydra_cfg, enum_to_str=True),
-                "overrides.yaml": OmegaConf.to_container(config.hydra.overrides.task),
+                "overrides.yaml": overrides,
             }
             for name, plain in written.items():
                 (folder / name).write_text(config_yaml(plain), encoding="utf-8")
+        task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])  # the callbacks see both
+        ret = utils.JobReturn(cfg=task_cfg, hydra_cfg=hydra_cfg, overrides=overrides, working_dir=os.getcwd())
         with utils.env_override(hydra_cfg.hydra.job.env_set):
             callbacks.on_job_start(config=config, task_function=task_function)
             try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import tempfile
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from catbrain.compat.omegaconf import config_yaml
 
 
 @contextmanager
@@ -88,27 +89,6 @@ def save_config(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     write_atomically(run_dir / "config.yaml", config_yaml(resolved))
     return resolved
-
-
-def config_yaml(config: dict[str, Any] | list[Any]) -> str:
-    """A config as plain containers (resolved or not) as YAML, the text ``OmegaConf.to_yaml`` writes (its quoting of
-    strings that would read back as other types, the order of the keys), by libyaml's emitter where PyYAML has it:
-    several times faster, which a sweep of many small jobs pays per job."""
-    import yaml
-
-    return yaml.dump(config, Dumper=_yaml_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True)
-
-
-@functools.cache
-def _yaml_dumper() -> type:
-    import yaml
-    from omegaconf._utils import OmegaConfDumper
-
-    class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-        """libyaml's safe dumper with OmegaConf's way of writing strings."""
-
-    Dumper.add_representer(str, OmegaConfDumper.str_representer)
-    return Dumper
 
 
 def keep_earlier_csv_logs(run_dir: Path) -> None:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from catbrain.run.files import config_yaml, write_atomically
+from catbrain.compat.omegaconf import config_yaml
+from catbrain.run.files import write_atomically
 
 CAPTIONS = {
     "decision_plane": "Decision plane: the model's decision for every object, the teacher's boundaries (dashed) "

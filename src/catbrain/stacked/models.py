@@ -40,6 +40,33 @@ class Stacked:
 
         return torch.vmap(one)(self.params, self.buffers, *inputs)
 
+    def flatten(self) -> torch.Tensor:
+        """Make every parameter a view of one ``(K, P)`` tensor and its gradient a view of that tensor's ``grad``,
+        which backward adds into in place; return the tensor. An optimizer then steps every parameter in one set
+        of operations (its arithmetic is elementwise: the same numbers as parameter by parameter). Call
+        :meth:`gathered` after each backward."""
+        jobs = self.jobs
+        flat = torch.cat([p.detach().reshape(jobs, -1) for p in self.params.values()], 1)
+        flat.grad = torch.zeros_like(flat)
+        self._grad_views: list[tuple[torch.Tensor, torch.Tensor]] = []
+        start = 0
+        for name, param in self.params.items():
+            size = param[0].numel()
+            leaf = flat[:, start : start + size].view(param.shape).detach().requires_grad_(True)
+            leaf.grad = flat.grad[:, start : start + size].view(param.shape)
+            self.params[name] = leaf
+            self._grad_views.append((leaf, leaf.grad))
+            start += size
+        return flat
+
+    def gathered(self) -> None:
+        """After a backward of flattened parameters: each gradient in its place in the flat one (where autograd
+        made a new tensor, it is copied there)."""
+        for leaf, view in self._grad_views:
+            if leaf.grad is not view:
+                view.copy_(leaf.grad)
+                leaf.grad = view
+
     def job_state(self, job: int) -> dict[str, torch.Tensor]:
         """Job ``job``'s weights (and buffers) as its own module's ``state_dict`` holds them."""
         kept = self.architecture.state_dict().keys()  # persistent buffers only, as the module's own state_dict

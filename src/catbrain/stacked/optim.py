@@ -70,33 +70,40 @@ class StackedOptimizer:
             param.grad = None
 
     def _numbers(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        """This step's per-job numbers as ``like``'s dtype and device, ``(K,)``: each computed in float64 and cast
-        once, as torch casts its scalars. Kept until a hyper-parameter changes in place (``opt.lr[k] = 0``)."""
-        key = (like.dtype, like.device, self.steps, tuple(value._version for value in self.hyper.values()))
-        cached = self._cache.get(key[:2])
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        """The per-job numbers of this step as ``like``'s dtype and device, shaped to broadcast over its job axis:
+        each computed in float64 and cast, as torch casts its scalars. Those that do not change with the step are
+        kept until a hyper-parameter changes in place (``opt.lr[k] = 0``)."""
         h, step = self.hyper, self.steps
-        float64: dict[str, torch.Tensor] = {"minus_lr": -h["lr"], "weight_decay": h["weight_decay"]}
-        if self.kind == "sgd":
-            float64 |= {"momentum": h["momentum"], "kept": 1 - h["dampening"]}
-        else:
-            float64 |= {"decayed": 1 - h["lr"] * h["weight_decay"], "one_minus_beta1": 1 - h["beta1"],
-                        "beta2": h["beta2"], "one_minus_beta2": 1 - h["beta2"], "eps": h["eps"],
-                        "bias_correction2_sqrt": (1 - h["beta2"] ** step) ** 0.5,
-                        "step_size": -(h["lr"] / (1 - h["beta1"] ** step))}  # fmt: skip
-        numbers = {name: value.to(like.dtype).to(like.device) for name, value in float64.items()}
-        self._cache[key[:2]] = (key, numbers)
-        return numbers
+        versions = tuple(value._version for value in h.values())
+        key = (like.dtype, like.device, like.dim())
+        cached = self._cache.get(key)
+        if cached is None or cached[0] != versions:
+            float64: dict[str, torch.Tensor] = {"minus_lr": -h["lr"], "weight_decay": h["weight_decay"]}
+            if self.kind == "sgd":
+                float64 |= {"momentum": h["momentum"], "kept": 1 - h["dampening"]}
+            else:
+                float64 |= {"decayed": 1 - h["lr"] * h["weight_decay"], "one_minus_beta1": 1 - h["beta1"],
+                            "beta2": h["beta2"], "one_minus_beta2": 1 - h["beta2"], "eps": h["eps"]}  # fmt: skip
+            cached = self._cache[key] = (versions, self._cast(float64, like), {})
+        numbers, per_step = cached[1], cached[2]
+        if self.kind != "sgd" and per_step.get("step") != step:
+            per_step.clear()
+            per_step |= self._cast({"bias_correction2_sqrt": (1 - h["beta2"] ** step) ** 0.5,
+                                    "step_size": -(h["lr"] / (1 - h["beta1"] ** step))}, like)  # fmt: skip
+            per_step["step"] = step
+        return {**numbers, **per_step}
+
+    @staticmethod
+    def _cast(values: dict[str, torch.Tensor], like: torch.Tensor) -> dict[str, torch.Tensor]:
+        shape = (-1, *[1] * (like.dim() - 1))
+        return {name: value.to(like.dtype).to(like.device).view(shape) for name, value in values.items()}
 
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
         for param, state in zip(self.params, self.state):
             if param.grad is not None:
-                numbers = self._numbers(param)
-                shaped = {name: value.view(-1, *[1] * (param.dim() - 1)) for name, value in numbers.items()}
-                (self._sgd if self.kind == "sgd" else self._adam)(param, param.grad, state, shaped)
+                (self._sgd if self.kind == "sgd" else self._adam)(param, param.grad, state, self._numbers(param))
 
     def _sgd(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],
              n: dict[str, torch.Tensor]) -> None:  # fmt: skip
