@@ -80,7 +80,8 @@ def test_omegaconfs_dumper_lets_libyaml_write_its_text(tmp_path):
     cfg = compose_config(["experiment=cat_threat"], tmp_path)
     tricky = {"yes": "yes", "y": "y", "one": "1", "float": "1e-3", "null": "null", "empty": "", "off": "off",
               "interpolated": "${data.seed}", "unicode": "Température °C", "colon": "a: b",
-              "list": ["2", 3, None]}  # fmt: skip
+              "list": ["2", 3, None], "emoji 🐱": "cat 🐱", "nel": "a\x85b",
+              "separators": "a\u2028b\u2029"}  # fmt: skip
     plain = OmegaConf.to_container(cfg) | {"tricky": tricky}
     assert config_yaml(plain) == OmegaConf.to_yaml(OmegaConf.create(plain))
 

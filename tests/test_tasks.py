@@ -86,3 +86,17 @@ def test_threshold_decision_accuracy_uses_the_observed_decisions():
     bayes = (CatWorld().decide(features @ torch.ones(2) - 1) == decision).float().mean()
     assert values["test/decision_acc"].item() == pytest.approx(bayes.item())
     assert values["test/mse"].item() == pytest.approx(((features.sum(1) - 1 - score) ** 2).mean().item(), rel=1e-4)
+
+
+def test_each_stage_has_its_own_metrics_even_from_a_make_metrics_that_gives_one_collection():
+    from torchmetrics import MeanSquaredError, MetricCollection
+
+    from catbrain.tasks.metrics import stage_metrics
+
+    for make in (lambda: MetricCollection({"mse": MeanSquaredError()}),
+                 (lambda one: lambda: one)(MetricCollection({"mse": MeanSquaredError()}))):  # fmt: skip
+        metrics = stage_metrics(make, ["train", "val", "test"])
+        assert len({id(m) for m in metrics.values()}) == 3
+        metrics["train_"].update(torch.ones(2), torch.zeros(2))
+        assert metrics["train_"].compute() == {"train/mse": 1.0}
+        assert metrics["val_"]["mse"].total.item() == 0  # the train update is not in it

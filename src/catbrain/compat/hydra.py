@@ -178,7 +178,10 @@ def run_own_job(hydra_context: Any, task_function: Any, config: Any, job_dir_key
             for name, plain in written.items():
                 (folder / name).write_text(config_yaml(plain), encoding="utf-8")
         task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])  # the callbacks see both
-        ret = utils.JobReturn(cfg=task_cfg, hydra_cfg=hydra_cfg, overrides=overrides, working_dir=os.getcwd())
+        OmegaConf.set_struct(task_cfg, OmegaConf.is_struct(config))  # as a copy of the config would keep them
+        OmegaConf.set_readonly(task_cfg, OmegaConf.is_readonly(config))
+        ret = utils.JobReturn(cfg=task_cfg, hydra_cfg=hydra_cfg, overrides=overrides,
+                              working_dir=output_dir if chdir else os.getcwd())  # fmt: skip
         with utils.env_override(hydra_cfg.hydra.job.env_set):
             callbacks.on_job_start(config=config, task_function=task_function)
             try:

@@ -124,7 +124,7 @@ def batched_losses(stacked: Stacked, sample: tuple[torch.Tensor, ...]) -> Losses
     if type(predictor).output is not Predictor.output or type(task).standardised is not Task.standardised:
         return None
     model, loss = _model(predictor.model, "task.predictor.model."), _loss(task)
-    if model is None or loss is None:
+    if model is None or loss is None or not _plain(predictor.model, stacked):
         return None
 
     scaling = [stacked.buffers[f"task.predictor.{name}"] for name in SCALING]
@@ -151,13 +151,32 @@ def batched_losses(stacked: Stacked, sample: tuple[torch.Tensor, ...]) -> Losses
     return losses if _agrees(stacked, losses, sample) else None
 
 
+def _plain(model: nn.Module, stacked: Stacked) -> bool:
+    """Whether the model is as its class builds it: every parameter one of its ``nn.Linear`` layers' weight or bias
+    (none parametrized, e.g. by ``weight_norm``), and no hooks, which the batched path would not run."""
+    expected = set()
+    for name, module in model.named_modules():
+        if module._forward_hooks or module._forward_pre_hooks or hasattr(module, "parametrizations"):
+            return False
+        if type(module) is nn.Linear:
+            expected |= {f"task.predictor.model.{name}.weight"} | ({f"task.predictor.model.{name}.bias"}
+                                                                     if module.bias is not None else set())  # fmt: skip
+    return set(stacked.params) == expected
+
+
 def _agrees(stacked: Stacked, losses: Losses, sample: tuple[torch.Tensor, ...]) -> bool:
-    """Whether ``losses`` gives ``vmap``'s losses and gradients on ``sample``, up to float rounding."""
+    """Whether ``losses`` gives ``vmap``'s losses and gradients on ``sample``, up to float rounding (a batched path
+    that fails is no path: ``vmap`` then runs, and says what fails, if anything)."""
     params = list(stacked.params.values())
     found = []
     for compute in (stacked, losses):
-        value = compute(*sample)
-        grads = torch.autograd.grad(value.sum(), params, allow_unused=True)
+        try:
+            value = compute(*sample)
+            grads = torch.autograd.grad(value.sum(), params, allow_unused=True)
+        except Exception:
+            if compute is stacked:
+                raise
+            return False
         found.append((value.detach(), [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]))
     (value, grads), (other, other_grads) = found
     if not torch.allclose(value, other, rtol=1e-5, atol=1e-6, equal_nan=True):

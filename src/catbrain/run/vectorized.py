@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -168,9 +167,7 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
                     active[j] = False
                     optimizer.lr[j] = 0.0
                 everyone = False
-            with warnings.catch_warnings():  # flat gradients are views: "not an error, but may impair performance"
-                warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
-                (losses if everyone else torch.where(active, losses, torch.zeros_like(losses))).sum().backward()
+            (losses if everyone else torch.where(active, losses, torch.zeros_like(losses))).sum().backward()
             stacked.gathered()
             if not everyone:  # a stopped job's weights stay as they are
                 flat.grad.masked_fill_(~active.unsqueeze(1), 0.0)

@@ -72,9 +72,10 @@ class StackedOptimizer:
     def _numbers(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         """The per-job numbers of this step as ``like``'s dtype and device, shaped to broadcast over its job axis:
         each computed in float64 and cast, as torch casts its scalars. Those that do not change with the step are
-        kept until a hyper-parameter changes in place (``opt.lr[k] = 0``)."""
+        kept until a hyper-parameter changes (``opt.lr[k] = 0``, or a new tensor in ``opt.hyper``; not a write
+        through ``.data`` or NumPy, which torch does not count)."""
         h, step = self.hyper, self.steps
-        versions = tuple(value._version for value in h.values())
+        versions = tuple((id(value), value._version) for value in h.values())  # replaced, or changed in place
         key = (like.dtype, like.device, like.dim())
         cached = self._cache.get(key)
         if cached is None or cached[0] != versions:

@@ -16,6 +16,7 @@ from catbrain.errors import diverged
 from catbrain.predictor import Head, Predictor
 from catbrain.predictor.predictor import SCALING
 from catbrain.tasks.closed_form import ClosedForm, check_pairing, solve
+from catbrain.tasks.metrics import stage_metrics
 from catbrain.tasks.steps import StepsPerCall
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -51,10 +52,9 @@ class Task(StepsPerCall, pl.LightningModule):
         self.predictor = Predictor(model, self.make_head(model))
         check_pairing(optimizer, self.predictor)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.losses = nn.ModuleDict({f"{stage}_": MeanMetric() for stage in STAGES})  # "train_": Module has .train
-        self.metrics = nn.ModuleDict({f"{stage}_": self.make_metrics() for stage in STAGES})  # anew: clones cost 3x
-        for stage in STAGES:  # named "<stage>/<metric>"
-            self.metrics[f"{stage}_"].prefix = f"{stage}/"
+        # Keyed "train_" etc.: nn.Module already has an attribute called "train".
+        self.losses = nn.ModuleDict({f"{stage}_": MeanMetric() for stage in STAGES})
+        self.metrics = stage_metrics(self.make_metrics, STAGES)
         self.history: list[dict[str, float]] = []  # epoch metrics of train and val, for the learning curves
 
     @property
