@@ -259,3 +259,23 @@ def test_predict_says_when_a_row_leaves_the_training_range(trained, tmp_path):
     assert [row.get("outside_training_range") for row in rows] == [None, ["hardness"], ["hardness", "sharpness"]]
     text = run_cli("catbrain-predict", ckpt, "input=[[1.5, 0.5]]", cwd=tmp_path).stdout
     assert text.strip().endswith("[outside the training range: hardness]")
+
+
+def test_start_up_pauses_the_garbage_collector_and_keeps_its_objects_out_of_later_passes(monkeypatch):
+    import gc
+
+    from catbrain.commands import common
+
+    monkeypatch.setattr(common, "_start_up_frozen", False)
+    before = gc.get_freeze_count()
+    try:
+        with common.collector_paused_for_start_up():
+            assert not gc.isenabled()
+            made = [[] for _ in range(100)]  # start-up's objects, tracked by the collector
+        assert gc.isenabled() and gc.get_freeze_count() >= before + len(made)
+        frozen = gc.get_freeze_count()
+        with pytest.raises(SystemExit), common.collector_paused_for_start_up():
+            raise SystemExit(2)  # bad input: one line and an exit; the collector runs again all the same
+        assert gc.isenabled() and gc.get_freeze_count() == frozen  # once per process
+    finally:
+        gc.unfreeze()

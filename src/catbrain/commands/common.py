@@ -104,3 +104,27 @@ def die_quietly_on_broken_pipe() -> None:
 
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+_start_up_frozen = False  # whether the first start-up's objects are out of the collector's passes
+
+
+@contextmanager
+def collector_paused_for_start_up() -> Iterator[None]:
+    """No garbage collection while a command starts (its checks import Lightning, torchmetrics, ...: a few million
+    objects that live as long as the process, and little garbage): the collector's full passes over them cost
+    0.6 s here. Then what the first start-up made is kept out of every later pass (``gc.freeze``, once: a program
+    that launches again, as the tests do, keeps no more than one start-up's garbage)."""
+    import gc
+
+    global _start_up_frozen
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if not _start_up_frozen:
+            gc.freeze()
+            _start_up_frozen = True
+        if collecting:
+            gc.enable()

@@ -12,7 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from catbrain.commands.common import die_quietly_on_broken_pipe, errors_as_one_line, in_multirun
+from catbrain.commands.common import (
+    collector_paused_for_start_up,
+    die_quietly_on_broken_pipe,
+    errors_as_one_line,
+    in_multirun,
+)
 from catbrain.config import compose, compose_following
 from catbrain.errors import UsageError, describe
 
@@ -148,7 +153,7 @@ def launch(
 
         print(version_line())
         return
-    with errors_as_one_line(prog):
+    with collector_paused_for_start_up(), errors_as_one_line(prog):
         injected = preflight(config_name, argv, required, prepare)
     global user_arguments
     user_arguments = list(argv)
