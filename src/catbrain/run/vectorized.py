@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -129,6 +130,12 @@ class _OneJobTrainer(SimpleNamespace):
 def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
     """Train ``jobs`` (one architecture and data shape) at once; each job's outcome lands in its :class:`Job`.
     Returns the wall seconds of the fit."""
+    with warnings.catch_warnings():  # the flat parameters' gradients: see Stacked.flatten
+        warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+        return _fit_together(jobs, device)
+
+
+def _fit_together(jobs: list[Job], device: torch.device | None) -> float:
     started = time.perf_counter()
     device = device or torch.device("cpu")
     first = jobs[0]
