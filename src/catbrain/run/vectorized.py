@@ -136,9 +136,7 @@ def fit_together(jobs: list[Job], device: torch.device | None = None) -> float:
 
 
 def _fit_together(jobs: list[Job], device: torch.device | None) -> float:
-    started = time.perf_counter()
-    device = device or torch.device("cpu")
-    first = jobs[0]
+    started, device, first = time.perf_counter(), device or torch.device("cpu"), jobs[0]
     stacked = Stacked([LossOf(job.task) for job in jobs])
     stacked.params = {name: value.to(device).detach().requires_grad_(True) for name, value in stacked.params.items()}
     stacked.buffers = {name: value.to(device) for name, value in stacked.buffers.items()}
