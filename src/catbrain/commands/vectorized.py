@@ -126,13 +126,6 @@ def finish(job: Any, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     return metrics
 
 
-def composed(cfg: DictConfig) -> dict[str, Any]:
-    """A job's config less ``hydra``, unresolved, as plain containers: what its ``.hydra/config.yaml`` shows."""
-    plain = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
-    plain.pop("hydra", None)
-    return plain
-
-
 def job_bytes(job: Any) -> int:
     """About how much memory a job takes in a stacked group: its data twice (its own and the stacked copy), its
     weights with their gradients and optimizer state, and a batch's activations."""

@@ -123,7 +123,8 @@ def basic_sweeper() -> type:
     return BasicSweeper
 
 
-def _task_container(config: Any) -> Any:
+def task_container(config: Any) -> Any:
+    """A job's config less ``hydra``, unresolved, as plain containers: what its ``.hydra/config.yaml`` shows."""
     from omegaconf import OmegaConf
 
     plain = OmegaConf.to_container(config, enum_to_str=True)
@@ -171,7 +172,7 @@ def run_own_job(hydra_context: Any, task_function: Any, config: Any, job_dir_key
             folder = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
             folder.mkdir(parents=True, exist_ok=True)
             written = {
-                "config.yaml": composed if composed is not None else _task_container(config),
+                "config.yaml": composed if composed is not None else task_container(config),
                 "hydra.yaml": OmegaConf.to_container(hydra_cfg, enum_to_str=True),
                 "overrides.yaml": overrides,
             }

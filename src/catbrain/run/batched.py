@@ -127,9 +127,9 @@ def batched_losses(stacked: Stacked, sample: tuple[torch.Tensor, ...]) -> Losses
     if model is None or loss is None or not _plain(predictor.model, stacked):
         return None
 
-    scaling = [stacked.buffers[f"task.predictor.{name}"] for name in SCALING]
-    # Data not standardised (every job's scaling the identity): x - 0, x / 1 change nothing, so skip them.
-    identity = all(bool((value == float(i % 2)).all()) for i, value in enumerate(scaling))
+    # Data not standardised (every job's means 0 and deviations 1): x - 0, x / 1 change nothing, so skip them.
+    neutral = {"input_mean": 0.0, "input_std": 1.0, "target_mean": 0.0, "target_std": 1.0}
+    identity = all(bool((stacked.buffers[f"task.predictor.{name}"] == neutral[name]).all()) for name in SCALING)
 
     def losses(features: torch.Tensor, *targets: torch.Tensor) -> torch.Tensor:
         mean, std, target_mean, target_std = (stacked.buffers[f"task.predictor.{name}"] for name in SCALING)

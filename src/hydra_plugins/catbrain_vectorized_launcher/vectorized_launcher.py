@@ -19,7 +19,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from catbrain.compat.hydra import basic_sweeper, derive_job_config, run_own_job, value_changes
+from catbrain.compat.hydra import basic_sweeper, derive_job_config, run_own_job, task_container, value_changes
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class VectorizedLauncher(Launcher):
         finished = {i: done for i, c in enumerate(configs) if (done := _finished(c)) is not None}
         todo = [i for i in range(len(configs)) if i not in finished]
         # What each job's .hydra/config.yaml holds, taken before training: building a job resolves parts in place.
-        composed = {i: vectorized.composed(configs[i]) for i in todo}
+        composed = {i: task_container(configs[i]) for i in todo}
         groups, alone = vectorized.plan([configs[i] for i in todo], {p for p, i in enumerate(todo) if i in derived})
         trained = vectorized.train_groups([[todo[i] for i in g] for g in groups], configs, self.max_jobs_per_group,
                                           self.memory_bytes)  # fmt: skip
