@@ -516,13 +516,16 @@ def markdown(report: dict) -> str:
     if "sweep" in report:
         w = report["sweep"]
         lines += [f"Sweeps of {w['jobs']} jobs (4 learning rates x {w['jobs'] // 4} seeds, {w['rows']}), whole "
-                  "`catbrain-train -m` runs, start-up included:", "",
-                  "| experiment | basic s | vectorized s | basic jobs/s | vectorized jobs/s | ratio |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+                  "`catbrain-train -m` runs, start-up included. Ceiling: the basic sweep's time over the "
+                  f"import of the stack (`{STACK_IMPORT}` with the garbage collector paused, "
+                  f"{w['import_floor_seconds']:.2f} s), the ratio of a launcher that trained and wrote every job "
+                  "in no time:", "",
+                  "| experiment | basic s | vectorized s | basic jobs/s | vectorized jobs/s | ratio | ceiling |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, r in w["experiments"].items():
             s, j = r["seconds"], r["jobs_per_s"]
             lines.append(f"| {name} | {s['basic']:.1f} | {s['vectorized']:.1f} | {j['basic']:.2f} | "
-                         f"{j['vectorized']:.2f} | {r['speedup']:.1f}x |")  # fmt: skip
+                         f"{j['vectorized']:.2f} | {r['speedup']:.1f}x | {r['ceiling']:.0f}x |")  # fmt: skip
         lines += ["", "| K jobs (vectorized, cat_threat) | seconds | jobs/s |", "|---|---|---|"]
         lines += [f"| {k} | {g['seconds']:.1f} | {g['jobs_per_s']:.2f} |" for k, g in w["growth"].items()]
         lines.append("")
@@ -691,12 +694,31 @@ def sweep_seconds(folder: str, launcher: str, overrides: list[str], device: str)
     return time.perf_counter() - started
 
 
+STACK_IMPORT = "import torch, pytorch_lightning, torchmetrics, hydra, omegaconf"
+
+
+def import_floor(repeat: int) -> float:
+    """Seconds a fresh Python takes to import the stack every ``catbrain-train`` run needs, with the garbage
+    collector paused as catbrain's commands start (best of 3 or more): the part of a whole sweep's time that no
+    launcher can save."""
+    times = []
+    for _ in range(max(repeat, 3)):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import gc; gc.disable(); {STACK_IMPORT}"], capture_output=True,
+                       check=True)  # fmt: skip
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def sweep_speed(args: argparse.Namespace) -> dict:
     """Whole sweeps of 64 jobs (4 learning rates x 16 seeds) with the vectorized and the basic launchers, jobs/s
-    side by side; and how the vectorized sweep's time grows with the number of jobs K."""
+    side by side; the ceiling on their ratio that start-up alone sets (the basic sweep's time over the import of
+    the stack); and how the vectorized sweep's time grows with the number of jobs K."""
     seeds = 2 if args.quick else 16
     rows = "data.n_train=2000" if args.quick else "data.n_train=20000"
-    result: dict = {"jobs": 4 * seeds, "rows": rows, "experiments": {}, "growth": {}}
+    floor = import_floor(args.repeat)
+    result: dict = {"jobs": 4 * seeds, "rows": rows, "import_floor_seconds": floor, "experiments": {}, "growth": {}}
+    print(f"  sweep: `{STACK_IMPORT}` takes {floor:.2f} s", file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
         for experiment in SWEEP_EXPERIMENTS:
             overrides = [f"experiment={experiment}", rows, LEARNING_RATES, f"seed=range({seeds})"]
@@ -706,6 +728,7 @@ def sweep_speed(args: argparse.Namespace) -> dict:
                 "seconds": seconds,
                 "jobs_per_s": {launcher: 4 * seeds / value for launcher, value in seconds.items()},
                 "speedup": seconds["basic"] / seconds["vectorized"],
+                "ceiling": seconds["basic"] / floor,
             }
             print(f"  sweep {experiment}: {result['experiments'][experiment]}", file=sys.stderr)
         sizes = (1, 4) if args.quick else ((1, 16, 64, 256, 1024, 4096) if args.device == "cuda" else (1, 16, 64, 256))

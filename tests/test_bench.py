@@ -28,3 +28,20 @@ def test_bench_refuses_unknown_sections(tmp_path):
         [sys.executable, str(SCRIPT), "--sections", "speed"], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 2 and "unknown sections ['speed']" in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_sweep_section_reports_both_launchers_and_the_ceiling(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--sections", "sweep", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweep = json.loads(out.read_text())["sweep"]
+    assert sweep["jobs"] == 8 and set(sweep["experiments"]) == {"cat_threat", "weather_3pm", "cat_nonlinear_mlp"}
+    for r in sweep["experiments"].values():
+        assert r["speedup"] == r["seconds"]["basic"] / r["seconds"]["vectorized"]
+        assert r["ceiling"] == r["seconds"]["basic"] / sweep["import_floor_seconds"]
+    assert set(sweep["growth"]) == {"1", "4"}
+    assert "| ratio | ceiling |" in result.stdout and "| cat_threat |" in result.stdout
