@@ -219,3 +219,44 @@ def test_only_seeds_and_optimizer_numbers_vary_within_a_group():
     assert all(per_job_key(k) for k in ("seed", "data.seed", "optimizer.lr", "optimizer.betas", "optimizer.eps"))
     # a choice the stacked optimizer makes once for the group, or a setting it does not have
     assert not any(per_job_key(k) for k in ("optimizer.nesterov", "optimizer.amsgrad", "data.n_train", "optimizer"))
+
+
+def test_a_group_builds_trains_and_tests_with_the_threads_a_run_alone_trains_with(tmp_path, monkeypatch):
+    """threads=auto: one intra-op thread for small models (see run.trainer.threads) from the second job's build to
+    each job's test, where a second thread only waits on a busy machine's other processes; torch's own after."""
+    from omegaconf import open_dict
+
+    import catbrain.run.vectorized as stacked
+    import catbrain.run.vectorized_outcome as outcome
+    from catbrain.commands.vectorized import finish, train_groups
+
+    seen: dict[str, list[int]] = {"build": [], "fit": [], "test": []}
+
+    def recording(name, real):
+        def call(*args, **kwargs):
+            seen[name].append(torch.get_num_threads())
+            return real(*args, **kwargs)
+
+        return call
+
+    for module, name, key in [(stacked, "build", "build"), (stacked, "fit_together", "fit"),
+                              (outcome, "test_job", "test")]:  # fmt: skip
+        monkeypatch.setattr(module, name, recording(key, getattr(module, name)))
+    configs = []
+    for seed in range(3):
+        cfg = compose_config(["data.n_train=256", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=2",
+                              "plots=false", "logger=none", f"seed={seed}"], tmp_path / str(seed))  # fmt: skip
+        with open_dict(cfg):
+            cfg.hydra = {"job": {"num": seed}}
+        configs.append(cfg)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trained = train_groups([[0, 1, 2]], configs, max_jobs=64, memory_bytes=None)
+        for position, cfg in enumerate(configs):
+            finish(trained[position], cfg, [f"seed={position}"])
+        assert torch.get_num_threads() == 2  # given back
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {"build": [2, 1, 1], "fit": [1], "test": [1, 1, 1]}  # the first build decides: its model is small
+    assert all((tmp_path / str(seed) / "metrics.json").is_file() for seed in range(3))
