@@ -97,3 +97,47 @@ def test_hydra_run_job_steps_that_run_own_job_repeats():
     steps = inspect.getsource(utils.run_job)
     for step in ("set_config", "configure_log", "hydra.yaml", "overrides.yaml", "on_job_start", "on_job_end"):
         assert step in steps, step
+
+
+def test_a_config_copied_through_pickle_is_the_one_deepcopy_makes():
+    """compat.hydra.copied (a sweep job's config derived from another's): the same nodes, types, flags and metadata as
+    ``copy.deepcopy``; deepcopy itself where a value does not pickle."""
+    import copy
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    from catbrain.compat.hydra import copied
+    from catbrain.config import config_dir
+
+    def same(a, b, path="cfg"):
+        assert type(a) is type(b), path
+        if isinstance(a, (DictConfig, ListConfig)):
+            for field in ("ref_type", "object_type", "optional", "key", "flags", "key_type", "element_type"):
+                assert getattr(a._metadata, field, None) == getattr(b._metadata, field, None), (path, field)
+            if a._is_none() or a._is_missing() or a._is_interpolation():
+                assert a._value() == b._value(), path
+                return
+            keys = list(a.keys()) if isinstance(a, DictConfig) else list(range(len(a)))
+            assert keys == (list(b.keys()) if isinstance(b, DictConfig) else list(range(len(b)))), path
+            for key in keys:
+                same(a._get_node(key), b._get_node(key), f"{path}.{key}")
+        else:
+            assert type(a._value()) is type(b._value()) and a._value() == b._value(), path
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        for overrides in (["experiment=cat_threat"], ["experiment=weather_3pm_quantiles", "hydra/launcher=vectorized"]):
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+            OmegaConf.set_readonly(cfg.hydra, True)
+            copy_ = copied(cfg)
+            same(copy.deepcopy(cfg), copy_)
+            assert copy_ is not cfg and OmegaConf.is_struct(copy_) and OmegaConf.is_readonly(copy_.hydra)
+            copy_.hydra._set_flag("readonly", False)
+            copy_.hydra.job.name = "changed"
+            assert cfg.hydra.job.name != "changed"  # nothing shared
+
+    def function() -> int:  # a local function: pickle refuses it, deepcopy keeps the reference
+        return 1
+
+    with_function = OmegaConf.create({"call": function}, flags={"allow_objects": True})
+    assert copied(with_function).call is function
