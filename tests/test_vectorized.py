@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from catbrain.commands.vectorized import plan, why_alone
+from catbrain.run.grouping import plan, why_alone
 from tests.conftest import BIN, compose_config, run_cli
 
 # Small runs whose stopping decides: windows of 2 validations and a tolerance of 1%, so that learning rates are
@@ -130,10 +130,26 @@ def test_a_killed_vectorized_sweep_run_again_keeps_the_finished_jobs_and_ends_th
     [
         (["optimizer=lbfgs"], "its optimizer (LBFGS) is not one the stacked optimizer has"),
         (["scheduler=cosine"], "a learning-rate scheduler is not vectorized"),
-        (["trainer.max_steps=10"], "trainer.max_steps is set"),
-        (["trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches is not 1"),
-        (["callbacks.early_stopping.monitor=val/mse"], "watches another metric than val/loss"),
+        (["trainer.max_steps=10"], "trainer.max_steps=10 is not vectorized"),
+        (["trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches=2 is not vectorized"),
+        (["debug=fast_dev_run"], "trainer.fast_dev_run=True is not vectorized"),
+        (["+trainer.limit_train_batches=0.5"], "trainer.limit_train_batches=0.5 is not vectorized"),
+        (["+trainer.min_epochs=5"], "trainer.min_epochs=5 is not vectorized"),
+        (["debug=profiler"], "trainer.profiler="),
+        (["+trainer.val_check_interval=1"], "trainer.val_check_interval validates within epochs"),  # each batch
+        (["+trainer.some_future_setting=1"], "trainer.some_future_setting=1 is not vectorized"),
+        (["callbacks.early_stopping.monitor=val/mse"], "callbacks.early_stopping.monitor=val/mse is not vectorized"),
+        (["callbacks.model_checkpoint.save_top_k=3"], "callbacks.model_checkpoint.save_top_k=3 is not vectorized"),
+        (["+callbacks.model_checkpoint.every_n_epochs=2"], "callbacks.model_checkpoint.every_n_epochs=2 is not"),
+        (["callbacks.model_checkpoint.dirpath=/tmp/elsewhere"], "dirpath is not the run's checkpoints folder"),
+        (
+            ["+callbacks.swa={_target_: pytorch_lightning.callbacks.StochasticWeightAveraging, swa_lrs: 0.01}"],
+            "callbacks.swa (StochasticWeightAveraging) is not vectorized",
+        ),
         ([], None),
+        (["callbacks=none"], None),  # no checkpoints and no stopping, as a run alone
+        (["debug=overfit"], None),  # early_stopping: null is no callback
+        (["callbacks=model_checkpoint", "trainer.val_check_interval=1.0"], None),
     ],
 )
 def test_which_jobs_can_join_a_group(overrides, reason, tmp_path):
@@ -252,11 +268,95 @@ def test_a_group_builds_trains_and_tests_with_the_threads_a_run_alone_trains_wit
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        trained = train_groups([[0, 1, 2]], configs, max_jobs=64, memory_bytes=None)
-        for position, cfg in enumerate(configs):
-            finish(trained[position], cfg, [f"seed={position}"])
+        for part, jobs in train_groups([[0, 1, 2]], configs, max_jobs=64, memory_bytes=None):
+            for position, job in zip(part, jobs):
+                finish(job, configs[position], [f"seed={position}"])
         assert torch.get_num_threads() == 2  # given back
     finally:
         torch.set_num_threads(before)
     assert seen == {"build": [2, 1, 1], "fit": [1], "test": [1, 1, 1]}  # the first build decides: its model is small
     assert all((tmp_path / str(seed) / "metrics.json").is_file() for seed in range(3))
+
+
+def test_a_split_group_is_trained_one_part_at_a_time(tmp_path, monkeypatch):
+    """Each part is handed back (to be written and let go of) before the next is built: a kill keeps the parts
+    written, and a group split for memory takes one part's memory."""
+    from omegaconf import open_dict
+
+    import catbrain.run.vectorized as stacked
+    from catbrain.commands.vectorized import train_groups
+
+    events: list[str] = []
+    real_build, real_fit = stacked.build, stacked.fit_together
+    monkeypatch.setattr(stacked, "build", lambda cfg: events.append(f"build {cfg.seed}") or real_build(cfg))
+    monkeypatch.setattr(stacked, "fit_together", lambda jobs, device: events.append("fit") or real_fit(jobs, device))
+    configs = []
+    for seed in range(5):
+        cfg = compose_config(["data.n_train=128", "data.n_val=32", "data.n_test=32", "trainer.max_epochs=1",
+                              "plots=false", "logger=none", f"seed={seed}"], tmp_path / str(seed))  # fmt: skip
+        with open_dict(cfg):
+            cfg.hydra = {"job": {"num": seed}}
+        configs.append(cfg)
+    for part, jobs in train_groups([[0, 1, 2, 3, 4]], configs, max_jobs=2, memory_bytes=None):
+        events.append(f"written {part}")
+        assert [job.cfg.seed for job in jobs] == part and all(job.epochs == 1 for job in jobs)
+    assert events == ["build 0", "build 1", "fit", "written [0, 1]", "build 2", "build 3", "fit", "written [2, 3]",
+                      "build 4", "fit", "written [4]"]  # fmt: skip
+
+
+def test_a_sweep_dir_holding_another_sweeps_jobs_is_refused_before_anything_trains(tmp_path):
+    tiny = ["data.n_train=128", "data.n_val=32", "data.n_test=32", "trainer.max_epochs=1", "plots=false",
+            "logger=none", "hydra/launcher=vectorized", "hydra.sweep.dir=shared"]  # fmt: skip
+    first = run_cli("catbrain-train", "-m", *tiny, "optimizer.lr=0.01", "seed=0,1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    written = {p: p.read_bytes() for p in (tmp_path / "shared").rglob("*") if p.is_file()}
+    other = run_cli("catbrain-train", "-m", *tiny, "optimizer.lr=0.3", "seed=0,1", cwd=tmp_path)
+    assert other.returncode == 2 and "Traceback" not in other.stderr, other.stderr[-2000:]
+    error = [line for line in other.stderr.splitlines() if "error:" in line]
+    assert error == ["catbrain-train: error: hydra.sweep.dir=shared holds job 0 of another sweep (optimizer.lr=0.01 "
+                     "where this one has optimizer.lr=0.3): give this sweep a hydra.sweep.dir of its own, or remove "
+                     "that folder"]  # fmt: skip
+    assert {p: p.read_bytes() for p in (tmp_path / "shared").rglob("*") if p.is_file()} == written  # multirun.yaml too
+    again = run_cli("catbrain-train", "-m", *tiny, "optimizer.lr=0.01", "seed=0,1", cwd=tmp_path)  # the same: kept
+    assert again.returncode == 0 and "2 jobs already finished in shared: kept" in again.stderr, again.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("callbacks", ["callbacks=none", "callbacks=early_stopping", "callbacks=model_checkpoint"])
+def test_a_group_keeps_the_checkpoints_and_tests_the_weights_its_callbacks_say(callbacks, tmp_path):
+    """No ModelCheckpoint: no best.ckpt and the last weights tested; no LastCheckpoint: no last.ckpt; as a run alone."""
+    tiny = ["data.n_train=512", "data.n_val=128", "trainer.max_epochs=6", "optimizer.lr=0.3", "seed=0,1", callbacks,
+            "plots=false", "logger=none"]  # fmt: skip
+    runs = {}
+    for launcher in ("basic", "vectorized"):
+        result = run_cli("catbrain-train", "-m", *tiny, f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}",
+                         cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0 and "runs alone" not in result.stderr, result.stderr[-3000:]
+        runs[launcher] = [tmp_path / launcher / str(j) for j in range(2)]
+    for alone, together in zip(runs["basic"], runs["vectorized"]):
+        files = [{p.name for p in (run / "checkpoints").glob("*.ckpt")} for run in (alone, together)]
+        assert files[0] == files[1], callbacks
+        own, stacked = (json.loads((run / "metrics.json").read_text()) for run in (alone, together))
+        for key, value in own.items():
+            if "seconds" not in key and not isinstance(value, str):
+                assert stacked[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (callbacks, key)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_vectorized_sweep_in_one_line_and_it_resumes(tmp_path):
+    arguments = ["data.n_train=2048", "trainer.max_epochs=400", "callbacks=model_checkpoint", "plots=false",
+                 "logger=none", "hydra/launcher=vectorized", "seed=0,1", "hydra.sweep.dir=stopped"]  # fmt: skip
+    process = subprocess.Popen([str(BIN / "catbrain-train"), "-m", *arguments], cwd=tmp_path, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    said = []
+    for line in process.stderr:
+        said.append(line)
+        if "train together" in line:
+            break
+    time.sleep(1.0)  # into the fit
+    process.send_signal(signal.SIGINT)
+    said += process.stderr.readlines()
+    assert process.wait(timeout=120) == 130, "".join(said)
+    assert "Traceback" not in "".join(said) and "KeyboardInterrupt" not in "".join(said)
+    assert said[-1] == ("catbrain-train: interrupted: 0 of 2 jobs finished in stopped; run the same command again "
+                        "to train the others (the finished ones are kept)\n")  # fmt: skip

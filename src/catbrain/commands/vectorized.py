@@ -1,10 +1,11 @@
-"""``hydra/launcher=vectorized``: which jobs of a sweep train together, and how each one ends as a run of its own.
+"""``hydra/launcher=vectorized``: how the jobs of a sweep that train together do, and how each one ends as a run of
+its own.
 
 Jobs share a group when their configs differ only in what a stacked model can hold per job: the seeds
 (``seed``, ``data.seed``: own weights, own draw of the data, own shuffle) and the optimizer's numbers
-(``lr``, ``momentum``, ``dampening``, ``betas``, ``eps``, ``weight_decay``). A group trains at once
-(:mod:`catbrain.run.vectorized`); then each job goes through Hydra's own ``run_job`` (its numbered
-directory, ``.hydra/``, the sweep's callbacks) with a task that writes what a run alone writes:
+(``lr``, ``momentum``, ``dampening``, ``betas``, ``eps``, ``weight_decay``); :mod:`catbrain.run.grouping` decides.
+A group trains at once (:mod:`catbrain.run.vectorized`); then each job goes through Hydra's own ``run_job`` (its
+numbered directory, ``.hydra/``, the sweep's callbacks) with a task that writes what a run alone writes:
 ``config.yaml``, ``checkpoints/best.ckpt`` and ``last.ckpt``, ``metrics.json``, ``report.md``, pictures and
 ``explore.html``. A job that cannot join a group runs as the basic launcher would run it, and says why.
 """
@@ -12,90 +13,12 @@ directory, ``.hydra/``, the sweep's callbacks) with a task that writes what a ru
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
-from catbrain.compat.hydra import PER_JOB_KEYS
-
-
-def group_key(cfg: DictConfig) -> str:
-    """What jobs of one group share: the config without the per-job keys (and without ``hydra``)."""
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    plain.pop("hydra", None)
-    for key in (*PER_JOB_KEYS, "run_dir"):
-        parent, _, leaf = key.rpartition(".")
-        node = plain.get(parent, {}) if parent else plain
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return OmegaConf.to_yaml(OmegaConf.create(plain), sort_keys=True)
-
-
-def why_alone(cfg: DictConfig) -> str | None:
-    """Why a job cannot train in a stacked group (one short clause), or ``None`` when it can."""
-    from catbrain.run.vectorized import OPTIMIZERS
-
-    optimizer = str((cfg.get("optimizer") or {}).get("_target_", ""))
-    if optimizer not in OPTIMIZERS:
-        name = optimizer.rsplit(".", 1)[-1] or "none"
-        return f"its optimizer ({name}) is not one the stacked optimizer has (SGD, Adam, AdamW)"
-    if cfg.get("scheduler"):
-        return "a learning-rate scheduler is not vectorized"
-    if cfg.get("ckpt_path"):
-        return "it resumes a checkpoint"
-    trainer = cfg.trainer
-    rules = [
-        (trainer.get("max_steps", -1) in (-1, None), "trainer.max_steps is set"),
-        (trainer.get("check_val_every_n_epoch", 1) == 1, "trainer.check_val_every_n_epoch is not 1"),
-        (trainer.get("val_check_interval") in (None, 1.0, 1), "trainer.val_check_interval validates within epochs"),
-        (trainer.get("accumulate_grad_batches", 1) == 1, "trainer.accumulate_grad_batches is not 1"),
-        (not trainer.get("gradient_clip_val"), "gradients are clipped"),
-        (str(trainer.get("precision", "32")) in ("32", "32-true"), "its precision is not 32-true"),
-        (trainer.get("devices", 1) in (1, "auto") and trainer.get("num_nodes", 1) == 1, "it trains on several devices"),
-        (trainer.get("max_time") is None, "trainer.max_time is set"),
-        (trainer.get("max_epochs") not in (None, -1), "trainer.max_epochs is not set"),
-    ]
-    for holds, reason in rules:
-        if not holds:
-            return reason
-    for name, callback in (cfg.get("callbacks") or {}).items():
-        target = str((callback or {}).get("_target_", ""))
-        if target.endswith("ModelCheckpoint"):
-            if callback.get("monitor", "val/loss") != "val/loss" or callback.get("mode", "min") != "min":
-                return f"callbacks.{name} keeps the best by another metric than the lowest val/loss"
-        elif target.endswith("stopping.Stopping"):
-            if callback.get("monitor", "val/loss") != "val/loss" or callback.get("mode", "min") != "min":
-                return f"callbacks.{name} watches another metric than val/loss"
-        elif not target.endswith(("LastCheckpoint", "RichProgressBar", "TQDMProgressBar")):
-            return f"callbacks.{name} ({target.rsplit('.', 1)[-1]}) is not vectorized"
-    return None
-
-
-def plan(configs: list[DictConfig], derived: set[int] = frozenset()) -> tuple[list[list[int]], dict[int, str]]:
-    """The groups of job positions that train together (two or more), and each job that runs alone with why.
-    A job ``derived`` from the first (its seeds and optimizer numbers set in a copy) shares its group, if any."""
-    alone: dict[int, str] = {}
-    groups: dict[str, list[int]] = {}
-    derived_key = None  # the group of the jobs derived from one config: the first of them decides it
-    for position, cfg in enumerate(configs):
-        if position in derived and derived_key is not None:
-            groups[derived_key].append(position)
-            continue
-        reason = why_alone(cfg)
-        if reason is not None:
-            alone[position] = reason
-            continue
-        key = group_key(cfg)
-        groups.setdefault(key, []).append(position)
-        derived_key = key if position in derived else derived_key
-    together = [members for members in groups.values() if len(members) > 1]
-    for members in groups.values():
-        if len(members) == 1:
-            alone[members[0]] = "no other job of the sweep shares its settings (they differ in more than seeds "
-            alone[members[0]] += "and optimizer numbers)"
-    return together, alone
+from omegaconf import DictConfig
 
 
 def finish(job: Any, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
@@ -110,16 +33,19 @@ def finish(job: Any, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     resolved = files.save_config(cfg, run_dir)
     stored = stored_overrides(overrides)
+    kinds = {str((c or {}).get("_target_", "")).rsplit(".", 1)[-1] for c in (cfg.get("callbacks") or {}).values()}
+    keeps_best = "ModelCheckpoint" in kinds  # else, as a run alone, no best.ckpt and the last weights are tested
     if job.epochs:
         # Written at the end of training, where Lightning's epoch count has passed the last epoch.
         folder = run_dir / "checkpoints"
-        write_checkpoint(folder / "last.ckpt", job, job.last_state, job.epochs, job.steps, resolved, stored)
-        if job.best_epoch >= 0:
+        if "LastCheckpoint" in kinds:
+            write_checkpoint(folder / "last.ckpt", job, job.last_state, job.epochs, job.steps, resolved, stored)
+        if keeps_best and job.best_epoch >= 0:
             write_checkpoint(folder / "best.ckpt", job, job.best_state, job.best_epoch, job.best_step, resolved, stored)
     if job.error is not None:
         raise job.error
     with threads(cfg.get("threads", "auto"), job.task.model):  # as a run alone tests: see run.trainer.threads
-        metrics = test_job(job)
+        metrics = test_job(job, job.best_state if keeps_best else job.last_state)
     metrics.update({"fit_seconds": job.seconds, "train_seconds": job.seconds, "epochs": job.epochs,
                     "steps": job.steps, "stopped": job.stopped, "stopped_reason": job.stopped_reason})  # fmt: skip
     lightning = SimpleNamespace(loggers=[], global_step=job.steps)
@@ -160,33 +86,38 @@ def device_of(cfg: DictConfig) -> Any:
 
 
 def train_groups(groups: list[list[int]], configs: list[DictConfig], max_jobs: int, memory_bytes: int | None
-                 ) -> dict[int, Any]:  # fmt: skip
-    """Train each group (split to fit ``max_jobs`` and the memory): position -> its trained job. Jobs are built and
-    trained with the intra-op threads a run alone trains with (``threads``; one for a small model), which on a busy
-    machine also spares every small op of each build a wait for a second thread (a 64-job sweep: about 10%)."""
+                 ) -> Iterator[tuple[list[int], list[Any]]]:  # fmt: skip
+    """Train each group, split to fit ``max_jobs`` and the memory, one part at a time: yields each part's positions
+    and trained jobs, for the caller to write (and let go of) before the next part is built, so that a split group
+    takes one part's memory and a killed sweep keeps every part written. Jobs are built and trained with the
+    intra-op threads a run alone trains with (``threads``; one for a small model), which on a busy machine also
+    spares every small op of each build a wait for a second thread (a 64-job sweep: about 10%)."""
     from catbrain.run.trainer import quiet_lightning, threads
     from catbrain.run.vectorized import build, fit_together
 
     quiet_lightning()
-    trained: dict[int, Any] = {}
     for members in groups:
         device = device_of(configs[members[0]])
         first = build(configs[members[0]])
+        model, setting = first.task.model, configs[members[0]].get("threads", "auto")
         budget = memory_bytes if memory_bytes is not None else free_bytes(device)
-        size = max(1, min(max_jobs, int(budget // max(job_bytes(first), 1))))
+        fits = max(1, int(budget // max(job_bytes(first), 1)))
+        size = min(max_jobs, fits)
         numbers = [int(configs[i].hydra.job.num) for i in members]
-        split = f", in groups of {size} (memory)" if size < len(members) else ""
+        why = "memory" if fits < max_jobs else "hydra.launcher.max_jobs_per_group"
+        split = f", in groups of {size} ({why})" if size < len(members) else ""
         say(
             f"jobs {_ranges(numbers)} train together as one stacked model{split}; each job's run directory holds its "
             "results, the sweep's summary shows them all"
         )
         for start in range(0, len(members), size):
             part = members[start : start + size]
-            with threads(configs[part[0]].get("threads", "auto"), first.task.model):
+            with threads(setting, model):
                 jobs = [first if i == members[0] else build(configs[i]) for i in part]
+                first = None  # written with its part, not kept for the next
                 fit_together(jobs, device)
-            trained.update(zip(part, jobs))
-    return trained
+            yield part, jobs
+            del jobs
 
 
 def finishing(job: Any) -> Any:

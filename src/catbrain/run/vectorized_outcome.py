@@ -27,15 +27,16 @@ def write_checkpoint(path: Path, job: Any, state: dict, epoch: int, step: int, r
         torch.save(checkpoint, temporary)
 
 
-def test_job(job: Any) -> dict[str, float]:
-    """The job's test metrics with its best weights, as ``trainer.test`` measures them, and the rest of
-    ``metrics.json`` (references, weights, boundaries, the validation metrics of the tested weights)."""
+def test_job(job: Any, state: dict) -> dict[str, float]:
+    """The job's test metrics with the weights ``state`` (its best, or with no best kept its last), as
+    ``trainer.test`` measures them, and the rest of ``metrics.json`` (references, weights, boundaries, the validation
+    metrics of the tested weights)."""
     import torch
 
     from catbrain.run import results
 
     task, datamodule = job.task, job.datamodule
-    task.load_state_dict(job.best_state)
+    task.load_state_dict(state)
     task.eval()
     measured: dict[str, float] = {}
     splits = ["val", "test"] + (["shift"] if getattr(datamodule, "test_world", None) is not None else [])

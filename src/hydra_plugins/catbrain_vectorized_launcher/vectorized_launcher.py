@@ -1,9 +1,11 @@
 """``hydra/launcher=vectorized``: train the jobs of a sweep that can share one stacked model at once.
 
-The grouping and the training live in catbrain (:mod:`catbrain.commands.vectorized`,
+The grouping and the training live in catbrain (:mod:`catbrain.run.grouping`, :mod:`catbrain.commands.vectorized`,
 :mod:`catbrain.run.vectorized`); this module is the launcher Hydra instantiates, which must live in the
-``hydra_plugins`` package. Jobs are run in order as Hydra's basic launcher runs them, through Hydra's own
-``run_job``; a job already finished in the sweep directory (a sweep run again after a kill) is kept.
+``hydra_plugins`` package. Each part of a group is written as soon as it has trained (each job through Hydra's own
+``run_job`` steps, in job order), then the jobs that run alone run as the basic launcher runs them. A job already
+finished in the sweep directory by the same overrides (a sweep run again after a kill or Ctrl-C) is kept; a folder
+holding a job of another sweep is refused before anything trains.
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ class VectorizedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from catbrain.commands import vectorized
+        from catbrain.run.grouping import plan
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        sweep_dir = str(self.config.hydra.sweep.dir)
+        Path(sweep_dir).mkdir(parents=True, exist_ok=True)
         configs: list[DictConfig] = []
         derived: set[int] = set()
         for number, overrides in enumerate(job_overrides, start=initial_job_idx):
@@ -57,49 +61,109 @@ class VectorizedLauncher(Launcher):
             with open_dict(config):
                 config.hydra.job.id = config.hydra.job.num = number
             configs.append(config)
-        finished = {i: done for i, c in enumerate(configs) if (done := _finished(c)) is not None}
+        earlier = [_earlier(config) for config in configs]
+        for config, (ran, _) in zip(configs, earlier):
+            ours = list(config.hydra.overrides.task)
+            if ran is not None and ran != ours:
+                theirs, mine = [o for o in ran if o not in ours], [o for o in ours if o not in ran]
+                raise Refused(f"hydra.sweep.dir={sweep_dir} holds job {config.hydra.job.num} of another sweep "
+                              f"({' '.join(theirs) or 'no more overrides'} where this one has "
+                              f"{' '.join(mine) or 'no more overrides'}): give this sweep a hydra.sweep.dir of its "
+                              "own, or remove that folder")  # fmt: skip
+        finished = {i: done for i, (_, done) in enumerate(earlier) if done is not None}
+        if finished:
+            vectorized.say(f"{len(finished)} jobs already finished in {sweep_dir}: kept")
         todo = [i for i in range(len(configs)) if i not in finished]
         # What each job's .hydra/config.yaml holds, taken before training: building a job resolves parts in place.
         composed = {i: task_container(configs[i]) for i in todo}
-        groups, alone = vectorized.plan([configs[i] for i in todo], {p for p, i in enumerate(todo) if i in derived})
-        trained = vectorized.train_groups([[todo[i] for i in g] for g in groups], configs, self.max_jobs_per_group,
-                                          self.memory_bytes)  # fmt: skip
-        if finished:
-            vectorized.say(f"{len(finished)} jobs already finished in {self.config.hydra.sweep.dir}: kept")
-        runs: list[JobReturn] = []
-        for position, (overrides, config) in enumerate(zip(job_overrides, configs)):
-            if position in finished:
-                runs.append(JobReturn(overrides=list(overrides), cfg=config, status=JobStatus.COMPLETED,
-                                      _return_value=finished[position]))  # fmt: skip
-                continue
-            if position in trained:  # a config of its own (derived or composed for this launch): no copies needed
-                runs.append(run_own_job(self.hydra_context, vectorized.finishing(trained[position]), config,
-                                        "hydra.sweep.dir", "hydra.sweep.subdir", composed[position]))  # fmt: skip
-            else:
-                vectorized.say(f"job {config.hydra.job.num} runs alone: {alone[todo.index(position)]}")
-                runs.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
-                                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))  # fmt: skip
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        return runs
+        groups, alone = plan([configs[i] for i in todo], {p for p, i in enumerate(todo) if i in derived})
+        runs: dict[int, JobReturn] = {
+            i: JobReturn(overrides=list(job_overrides[i]), cfg=configs[i], status=JobStatus.COMPLETED,
+                         _return_value=done)
+            for i, done in finished.items()
+        }  # fmt: skip
+        try:
+            parts = vectorized.train_groups([[todo[i] for i in g] for g in groups], configs, self.max_jobs_per_group,
+                                            self.memory_bytes)  # fmt: skip
+            for part, jobs in parts:  # each part written before the next is built: a kill keeps what is written
+                for position, job in zip(part, jobs):
+                    runs[position] = run_own_job(self.hydra_context, vectorized.finishing(job), configs[position],
+                                                 "hydra.sweep.dir", "hydra.sweep.subdir",
+                                                 composed[position])  # fmt: skip
+                    configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+                del jobs
+            for position, reason in sorted(alone.items()):
+                config = configs[todo[position]]
+                vectorized.say(f"job {config.hydra.job.num} runs alone: {reason}")
+                runs[todo[position]] = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                                               config=config, job_dir_key="hydra.sweep.dir",
+                                               job_subdir_key="hydra.sweep.subdir")  # fmt: skip
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        except KeyboardInterrupt:
+            done = sum(1 for r in runs.values() if r.status == JobStatus.COMPLETED)
+            vectorized.say(f"interrupted: {done} of {len(configs)} jobs finished in {sweep_dir}; run the same "
+                           "command again to train the others (the finished ones are kept)")  # fmt: skip
+            raise SystemExit(130) from None
+        return [runs[i] for i in range(len(configs))]
 
 
-def _finished(config: DictConfig) -> dict[str, Any] | None:
-    """The metrics of a job that already ended well in its directory (a sweep run again), else ``None``."""
+def _earlier(config: DictConfig) -> tuple[list[str] | None, dict[str, Any] | None]:
+    """What the job's folder holds from an earlier run of a sweep (one killed, run again): the overrides that job ran
+    with (``None``: no job there) and, if it ended well, its metrics."""
+    import yaml
+
     from catbrain.run.summary import OUTCOME_FILE, read_metrics
 
     folder = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
     try:
-        outcome = json.loads((folder / OUTCOME_FILE).read_text())
+        ran = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None, None
+    ran = [str(o) for o in ran] if isinstance(ran, list) else [repr(ran)]
+    try:
+        outcome = json.loads((folder / OUTCOME_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return ran, None
     metrics = read_metrics(folder)
-    return metrics if isinstance(outcome, dict) and outcome.get("status") == "ok" and metrics else None
+    return ran, metrics if isinstance(outcome, dict) and outcome.get("status") == "ok" and metrics else None
+
+
+class Refused(SystemExit):
+    """A sweep refused before any job ran: one line on stderr, exit 2; the sweeper puts back the sweep directory's
+    ``multirun.yaml`` as it was."""
+
+    def __init__(self, message: str) -> None:
+        from catbrain.commands.common import fail
+
+        try:
+            fail("catbrain-train", message)
+        except SystemExit as exit:
+            super().__init__(exit.code)
 
 
 class PrecheckedSweeper(basic_sweeper()):  # type: ignore[misc]
     """Hydra's basic sweeper, less its second composition of every job before launching (catbrain's pre-flight
     has composed and checked each one, whatever the launcher): a job that differs from the batch's first in
-    seeds and optimizer numbers alone is not composed again here."""
+    seeds and optimizer numbers alone is not composed again here. A sweep the launcher refuses leaves the sweep
+    directory's ``multirun.yaml`` (which the basic sweeper writes first) as it found it."""
+
+    def sweep(self, arguments: list[str]) -> Any:
+        saved = Path(str(self.config.hydra.sweep.dir)) / "multirun.yaml"
+        try:
+            before: bytes | None = saved.read_bytes()
+        except OSError:
+            before = None
+        try:
+            return super().sweep(arguments)
+        except Refused:
+            from catbrain.run.files import atomic_path
+
+            if before is None:
+                saved.unlink(missing_ok=True)
+            else:
+                with atomic_path(saved) as temporary:
+                    temporary.write_bytes(before)
+            raise
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         for overrides in batch:
