@@ -8,8 +8,8 @@ import statistics
 
 import pytest
 
-from catbrain.run.seeds import regret, seed_groups, seeds_csv, seeds_markdown
-from catbrain.run.summary import Row
+from catbrain.run.seeds import ALL_JOBS, best_group, regret, seed_groups, seeds_csv, seeds_markdown
+from catbrain.run.summary import Row, write_summary
 from tests.conftest import run_cli
 
 
@@ -57,14 +57,54 @@ def test_regret_of_a_coverage_is_its_distance_from_the_bayes_one():
 
 def test_the_summary_section_and_csv():
     groups = seed_groups(rows(), ["val/loss", "test/mse"])
-    lines = seeds_markdown(groups, {"optimizer.lr=0.01", "optimizer.lr=0.1", "optimizer.lr=1.0"}, "val/loss")
+    varying = {"optimizer.lr=0.01", "optimizer.lr=0.1", "optimizer.lr=1.0"}
+    lines = seeds_markdown(groups, varying, "val/loss", "min")
     text = "\n".join(lines)
     assert "## Seeds as statistics" in text
     assert "| **`optimizer.lr=0.1`** | 3 | 0.14 ± 0.01 [0.13, 0.15] |" in text  # lowest mean val/loss in bold
-    table = list(csv.DictReader(io.StringIO(seeds_csv(groups))))
-    row = next(r for r in table if r["setting"].endswith("lr=0.01") and r["metric"] == "test/mse")
+    table = list(csv.DictReader(io.StringIO(seeds_csv(groups, varying))))
+    row = next(r for r in table if r["setting"] == "optimizer.lr=0.01" and r["metric"] == "test/mse")
     assert row["jobs"] == "0 1 2" and float(row["mean"]) == pytest.approx(0.31) and row["seeds"] == "3"
-    assert seeds_markdown([], set(), "val/loss") == []
+    assert seeds_markdown([], set(), "val/loss", "min") == []
+
+
+def accuracy_rows(means: dict[str, list[float]]) -> list[Row]:
+    """Jobs over two seeds per learning rate, each with its validation accuracy (higher is better)."""
+    found = []
+    for lr, values in means.items():
+        for seed, value in enumerate(values):
+            overrides = ["optimizer=sgd", f"optimizer.lr={lr}", f"seed={seed}"]
+            found.append(Row(len(found), overrides, "ok", {"val/decision_acc": value}))
+    return found
+
+
+def test_the_best_setting_is_the_best_mean_in_the_summarys_direction():
+    # The review's sweep: lr=0.01 has the higher mean accuracy (0.8815 against 0.881), lr=0.1 the lower.
+    groups = seed_groups(accuracy_rows({"0.1": [0.880, 0.882], "0.01": [0.881, 0.882]}), ["val/decision_acc"])
+    assert best_group(groups, "val/decision_acc", "max").setting[-1] == "optimizer.lr=0.01"
+    assert best_group(groups, "val/decision_acc", "min").setting[-1] == "optimizer.lr=0.1"
+    text = "\n".join(seeds_markdown(groups, {"optimizer.lr=0.1", "optimizer.lr=0.01"}, "val/decision_acc", "max"))
+    assert "| **`optimizer.lr=0.01`** | 2 | 0.8815" in text and "| `optimizer.lr=0.1` | 2 | 0.881" in text
+    assert best_group(groups, "val/loss", "max") is None  # no setting measured it
+
+
+def test_a_setting_is_named_alike_on_the_console_in_summary_md_and_in_seeds_csv(tmp_path, capsys):
+    seeds_only = [Row(r.number, [o for o in r.overrides if "lr" not in o], "ok", r.metrics)
+                  for r in accuracy_rows({"0.1": [0.88, 0.89]})]  # fmt: skip
+    write_summary(tmp_path, seeds_only, "val/decision_acc", "max", "seeds")
+    setting_lines = [line for line in capsys.readouterr().out.splitlines() if "0.885" in line]
+    assert len(setting_lines) == 1 and ALL_JOBS in setting_lines[0]  # the console's seeds table
+    assert f"| **{ALL_JOBS}** | 2 |" in (tmp_path / "summary.md").read_text()
+    assert {row["setting"] for row in csv.DictReader(io.StringIO((tmp_path / "seeds.csv").read_text()))} == {ALL_JOBS}
+    # Two settings: each named by its learning rate alone (the shared optimizer=sgd is said once, above the table).
+    write_summary(tmp_path, accuracy_rows({"0.1": [0.88, 0.89], "0.01": [0.8, 0.9]}), "val/decision_acc", "max", "lr")
+    console = capsys.readouterr().out
+    assert "| **`optimizer.lr=0.1`** | 2 |" in (tmp_path / "summary.md").read_text()
+    assert {row["setting"] for row in csv.DictReader(io.StringIO((tmp_path / "seeds.csv").read_text()))} == {
+        "optimizer.lr=0.1",
+        "optimizer.lr=0.01",
+    }
+    assert any(line.split("│")[1].strip() == "optimizer.lr=0.01" for line in console.splitlines() if "0.85 ±" in line)
 
 
 @pytest.mark.slow

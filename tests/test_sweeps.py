@@ -83,7 +83,8 @@ def test_a_sweep_with_a_bad_job_config_stops_before_any_job(sweep, expected, tmp
 
 
 def test_the_best_run_by_another_metric_and_direction(swept, tmp_path):
-    rows = sweeps.rows_of_sweep(swept[0])
+    rows, left_out = sweeps.rows_of_sweep(swept[0])
+    assert left_out == 0
     best = sweeps.write_summary(tmp_path, rows, "test/decision_acc", "max", "by accuracy")
     accuracy = {r.number: r.metrics["test/decision_acc"] for r in rows if r.status == "ok"}
     assert best.number == max(accuracy, key=accuracy.get)

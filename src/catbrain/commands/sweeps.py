@@ -3,13 +3,16 @@
 ``catbrain-train -m ...`` records each job's outcome in ``<job dir>/job.json`` (Hydra's ``on_job_end``,
 which runs where the job runs, in another process too) and writes ``summary.csv`` and ``summary.md``
 in the sweep directory when the sweep ends (``on_multirun_end``), from what the job directories hold:
-a job that left no outcome (killed) is listed as failed, never left out.
+a job that left no outcome (killed) is listed as failed, never left out. A sweep directory may hold the
+job directories of earlier sweeps (``hydra.sweep.dir`` named again): the summary covers this sweep's jobs
+only, known from the sweep's own overrides (:func:`sweep_jobs_of`), and says how many folders it left out.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,26 @@ def check_choice(metric: str | None, direction: str | None, prefix: str) -> None
         raise UsageError(f"{prefix}direction={direction!r}: must be one of {list(DIRECTIONS)}")
     if metric is not None and not str(metric).strip():
         raise UsageError(f"{prefix}metric={metric!r}: must name a metric of metrics.json, e.g. val/loss")
+
+
+def sweep_jobs_of(config: DictConfig) -> list[list[str]] | None:
+    """Each job's overrides, in Hydra's numbering, of the sweep ``config`` (the multirun config) describes, as the
+    basic sweeper (or one built on it, as the vectorized launcher's) makes them from its ``params`` and the command
+    line's overrides; ``None`` for another sweeper (its jobs are its own) or a sweep that cannot be split here."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from hydra.utils import get_class
+
+    from catbrain.compat.hydra import basic_sweeper, sweep_jobs
+
+    target = config.hydra.sweeper.get("_target_")
+    try:
+        if not target or not issubclass(get_class(str(target)), basic_sweeper()):
+            return None
+        params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+        return sweep_jobs(OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)))
+    except (HydraException, ImportError, ValueError):  # a glob() sweep needs Hydra's config loader
+        return None
 
 
 def run_job(prog: str, job: Any) -> Any:
@@ -75,6 +98,10 @@ class SweepSummary(Callback):
         except UsageError as error:
             common.fail(prog, str(error))  # Hydra would print a traceback for an exception raised here
         self.metric, self.direction = metric, direction
+        self.started: float | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time() - 1.0  # a file's time may lag the clock by a tick of the kernel's
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -98,16 +125,22 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         metric, direction = default_metric(config)
         metric, direction = self.metric or metric, self.direction or direction
-        rows = rows_of_sweep(sweep_dir)
+        rows, left_out = rows_of_sweep(sweep_dir, sweep_jobs_of(config), self.started)
         if not rows:
             return
-        best = write_summary(sweep_dir, rows, metric, direction, f"{self.prog} sweep: {sweep_dir}")
+        folders = f"{left_out} job folder{'s' * (left_out != 1)}"
+        notes = [f"left out: {folders} of earlier sweeps in {sweep_dir}"] if left_out else []
+        best = write_summary(sweep_dir, rows, metric, direction, f"{self.prog} sweep: {sweep_dir}", notes=notes)
         failed = [r for r in rows if r.status != "ok"]
         if failed:
             bad_input = all(r.bad_input for r in failed)
             numbers = ", ".join(str(r.number) for r in failed)
             message = f"{len(failed)} of {len(rows)} jobs failed (job {numbers})"
             common.fail(self.prog, message, code=2 if bad_input else 1)
-        if best is None:
-            names = sorted({k for r in rows for k in r.metrics if k.startswith("test/")})
-            common.fail(self.prog, f"hydra.callbacks.summary.metric={metric!r} is in no job's metrics.json ({names})")
+        if best is None:  # a metric name can be any number of metrics.json (fit_seconds, weight/...): known only now
+            from catbrain.commands.cli import did_you_mean
+
+            names = sorted({k for r in rows for k in r.metrics})
+            where = "is not a finite number in any job" if metric in names else "is in no job's metrics.json"
+            common.fail(self.prog, f"hydra.callbacks.summary.metric={metric!r} {where}{did_you_mean(metric, names)}; "
+                        f"the jobs' metrics: {', '.join(names)}")  # fmt: skip

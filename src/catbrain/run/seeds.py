@@ -5,6 +5,12 @@ answer by luck. Grouped, each setting gets each metric's mean, standard deviatio
 max over its seeds, and its regret: how far each job lies from the Bayes-optimal on its own test
 data (``mse - bayes_mse``; ``bayes_acc - acc`` for a score where higher is better), so that a
 difference between settings can be read against the spread within each.
+
+A setting is named alike in ``summary.md``, on the console and in ``seeds.csv``: by the overrides in which the
+settings differ (seeds left out), as the jobs' table names its rows; the overrides every job shares are listed
+once in ``summary.md`` and in full for each job in ``summary.csv`` (``seeds.csv``'s ``jobs`` says which jobs).
+A sweep over seeds alone has one setting, named :data:`ALL_JOBS`. The best setting, in bold, is the one of the
+best mean of the summary's metric in the summary's direction (``min`` or ``max``).
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ import csv
 import io
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 SEED_KEYS = ("seed", "data.seed")
 HIGHER_IS_BETTER = ("acc", "decision_acc", "f1_macro", "r2")
+ALL_JOBS = "(all jobs)"  # the name of the one setting of a sweep over seeds alone
 
 
 @dataclass
@@ -85,12 +92,25 @@ def shown(stats: dict[str, float]) -> str:
     return f"{stats['mean']:.4g}{spread} [{stats['min']:.4g}, {stats['max']:.4g}]"
 
 
-def seeds_markdown(groups: Sequence[SeedGroup], varying: Sequence[str], metric: str) -> list[str]:
-    """The section of ``summary.md``: one row per setting, a column per metric, best mean of ``metric`` in bold."""
+def setting_label(group: SeedGroup, varying: Collection[str], form: Callable[[str], str] = str) -> str:
+    """The setting's name: its overrides among ``varying`` (those that differ between jobs), each through ``form``,
+    or :data:`ALL_JOBS` when it has none (every job has this setting)."""
+    return " ".join(form(o) for o in group.setting if o in varying) or ALL_JOBS
+
+
+def best_group(groups: Sequence[SeedGroup], metric: str, direction: str) -> SeedGroup | None:
+    """The setting of the lowest (``min``) or highest (``max``) finite mean of ``metric``; the first of a tie."""
+    scored = [g for g in groups if metric in g.stats and math.isfinite(g.stats[metric]["mean"])]
+    sign = 1.0 if direction == "min" else -1.0
+    return min(scored, key=lambda g: sign * g.stats[metric]["mean"], default=None)
+
+
+def seeds_markdown(groups: Sequence[SeedGroup], varying: Collection[str], metric: str, direction: str) -> list[str]:
+    """The section of ``summary.md``: one row per setting, a column per metric, the best mean of ``metric`` in bold."""
     if not groups:
         return []
     names = [name for name in dict.fromkeys(k for g in groups for k in g.stats)]
-    best = min((g for g in groups if metric in g.stats), key=lambda g: g.stats[metric]["mean"], default=None)
+    best = best_group(groups, metric, direction)
     lines = ["## Seeds as statistics", "",
              "Jobs that differ only in `seed` / `data.seed`, one row per setting: mean ± standard deviation "
              "[min, max] over the seeds; `regret:` is each job's distance from the Bayes-optimal on its own test data "
@@ -98,20 +118,20 @@ def seeds_markdown(groups: Sequence[SeedGroup], varying: Sequence[str], metric: 
     header = ["setting", "seeds", *names]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for group in groups:
-        setting = " ".join(f"`{o}`" for o in group.setting if o in varying) or "(shared)"
+        setting = setting_label(group, varying, lambda o: f"`{o}`")
         cells = [shown(group.stats[n]) if n in group.stats else "" for n in names]
-        label = f"**{setting}**" if group is best else setting
-        lines.append("| " + " | ".join([label, str(len(group.numbers)), *cells]) + " |")
+        name = f"**{setting}**" if group is best else setting
+        lines.append("| " + " | ".join([name, str(len(group.numbers)), *cells]) + " |")
     return [*lines, ""]
 
 
-def seeds_csv(groups: Sequence[SeedGroup]) -> str:
-    """``seeds.csv``: one line per setting and metric."""
+def seeds_csv(groups: Sequence[SeedGroup], varying: Collection[str]) -> str:
+    """``seeds.csv``: one line per setting and metric, the setting named as in ``summary.md`` (every digit)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["setting", "jobs", "metric", "seeds", "mean", "std", "min", "max"])
     for group in groups:
         for name, stats in group.stats.items():
-            writer.writerow([" ".join(group.setting), " ".join(map(str, group.numbers)), name, len(group.numbers),
+            writer.writerow([setting_label(group, varying), " ".join(map(str, group.numbers)), name, len(group.numbers),
                              *(f"{stats[k]:.10g}" for k in ("mean", "std", "min", "max"))])  # fmt: skip
     return text.getvalue()

@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from catbrain.run.files import write_atomically
-from catbrain.run.seeds import seed_groups, seeds_csv, seeds_markdown, shown
+from catbrain.run.seeds import best_group, seed_groups, seeds_csv, seeds_markdown, setting_label, shown
 
 OUTCOME_FILE = "job.json"
 
@@ -77,12 +77,19 @@ def _number(value: float | None) -> str:
 
 
 def write_summary(
-    directory: Path, rows: Sequence[Row], metric: str, direction: str, title: str, label: str = "job"
+    directory: Path,
+    rows: Sequence[Row],
+    metric: str,
+    direction: str,
+    title: str,
+    label: str = "job",
+    notes: Sequence[str] = (),
 ) -> Row | None:
     """Write ``summary.csv`` and ``summary.md`` into ``directory``, print the table, and return the best row.
 
     The CSV holds each row's full overrides; the Markdown and the printed table show the overrides that
-    differ between rows (the shared ones once, above the table). Files are replaced atomically.
+    differ between rows (the shared ones once, above the table). ``notes``: lines said under the count of
+    rows, in the Markdown and on the console. Files are replaced atomically.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -110,6 +117,7 @@ def write_summary(
     )
     counts = {status: sum(r.status == status for r in rows) for status in dict.fromkeys(r.status for r in rows)}
     lines = [f"# {title}", "", f"{len(rows)} {label}s: " + ", ".join(f"{n} {s}" for s, n in counts.items()), ""]
+    lines += [line for note in notes for line in (note, "")]
     if shared:
         lines += ["shared overrides: `" + " ".join(shared) + "`", ""]
     lines += [best_line.replace("best", "**best", 1).replace(":", ":**", 1), ""]
@@ -125,11 +133,11 @@ def write_summary(
             row.error.replace("|", "\\|"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    groups = seed_groups(rows, names)
-    lines += ["", *seeds_markdown(groups, {o for own in varying for o in own}, metric)]
+    groups, varied = seed_groups(rows, names), {o for own in varying for o in own}
+    lines += ["", *seeds_markdown(groups, varied, metric, direction)]
     write_atomically(directory / "summary.md", "\n".join(lines).rstrip("\n") + "\n")
     if groups:
-        write_atomically(directory / "seeds.csv", seeds_csv(groups))
+        write_atomically(directory / "seeds.csv", seeds_csv(groups, varied))
 
     # The printed table keeps to what fits a terminal: the chosen metric; the files hold every metric.
     table = Table(title=escape(title))  # names and overrides are text: "callbacks=[a,b]" is no markup
@@ -152,12 +160,14 @@ def write_summary(
         by_seed.add_column("setting", overflow="fold", min_width=24)
         by_seed.add_column("seeds", justify="right")
         by_seed.add_column(metric, justify="right")
-        varied = {o for own in varying for o in own}
+        best_setting = best_group(groups, metric, direction)
         for group in groups:
             value = shown(group.stats[metric]) if metric in group.stats else ""
-            setting = " ".join(short(o) for o in group.setting if o in varied)
-            by_seed.add_row(escape(setting), str(len(group.numbers)), escape(value))
+            cells = [setting_label(group, varied, short), str(len(group.numbers)), value]
+            by_seed.add_row(*map(escape, cells), style="bold green" if group is best_setting else None)
         console.print(by_seed)
+    for note in notes:
+        console.print(note, highlight=False, soft_wrap=True, markup=False)
     console.print(best_line, highlight=False, soft_wrap=True, markup=False)
     console.print(f"summary: {directory / 'summary.md'}", highlight=False, soft_wrap=True, markup=False)
     return best
@@ -172,22 +182,54 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
         return {}
 
 
-def rows_of_sweep(sweep_dir: Path) -> list[Row]:
-    """One row per job directory of a sweep (each holds Hydra's ``.hydra/overrides.yaml`` from its start)."""
-    rows = []
-    for overrides_file in sweep_dir.glob("**/.hydra/overrides.yaml"):
+def _outcome(job_dir: Path) -> dict:
+    try:
+        outcome = json.loads((job_dir / OUTCOME_FILE).read_text())
+    except (OSError, ValueError):
+        outcome = None
+    if not isinstance(outcome, dict):
+        return {"status": "failed", "error": "no outcome recorded: the job was interrupted"}
+    return outcome
+
+
+def rows_of_sweep(
+    sweep_dir: Path, jobs: Sequence[Sequence[str]] | None = None, since: float | None = None
+) -> tuple[list[Row], int]:
+    """One row per job of this sweep, from its folder in ``sweep_dir``, and how many folders were left out.
+
+    A sweep run again in a folder of earlier sweeps finds their jobs' folders there too: they are not this
+    sweep's. ``jobs``: this sweep's job overrides in Hydra's numbering. A folder is job ``n``'s when its
+    ``job.json`` says ``n`` (a job killed before it wrote one: when its folder's name does, or its overrides
+    match) and its ``.hydra/overrides.yaml`` holds ``jobs[n]``, whichever run of the sweep trained it (a job kept
+    from a killed run by the vectorized launcher is one); any other folder is left out, and a job that no folder
+    holds is a failed row. Without ``jobs`` (a sweeper whose jobs are its own), the folders started at or after
+    ``since`` (a time stamp; ``None``: every folder).
+    """
+    expected = None if jobs is None else [[str(o) for o in job] for job in jobs]
+    rows: list[Row] = []
+    taken: set[int] = set()
+    stale: dict[int, Path] = {}  # a folder left out, by the number it claims
+    left_out = 0
+    for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
         overrides = [str(o) for o in OmegaConf.load(overrides_file)]
-        try:
-            outcome = json.loads((job_dir / OUTCOME_FILE).read_text())
-        except (OSError, ValueError):
-            outcome = {"status": "failed", "error": "no outcome recorded: the job was interrupted"}
-        number = outcome.get("number")
-        if number is None:
-            number = int(job_dir.name) if job_dir.name.isdigit() else len(rows)
+        outcome = _outcome(job_dir)
+        number = outcome.get("number", int(job_dir.name) if job_dir.name.isdigit() else None)
+        if expected is not None and number is None:
+            number = next((n for n, job in enumerate(expected) if job == overrides and n not in taken), None)
+        if expected is not None:
+            ours = number is not None and 0 <= number < len(expected) and expected[number] == overrides
+        else:
+            ours = since is None or overrides_file.stat().st_mtime >= since
+        if not ours or number in taken:
+            left_out += 1
+            stale.setdefault(number, job_dir)
+            continue
+        number = len(rows) if number is None else int(number)
+        taken.add(number)
         rows.append(
             Row(
-                number=int(number),
+                number=number,
                 overrides=overrides,
                 status=outcome.get("status", "failed"),
                 metrics=read_metrics(job_dir),
@@ -196,4 +238,8 @@ def rows_of_sweep(sweep_dir: Path) -> list[Row]:
                 bad_input=bool(outcome.get("bad_input", False)),
             )
         )
-    return rows
+    for number, job in enumerate(expected or []):
+        if number not in taken:
+            where = f"{stale[number]} holds another sweep's job" if number in stale else "no folder holds it"
+            rows.append(Row(number, job, "failed", error=f"not run: {where}"))
+    return sorted(rows, key=lambda r: r.number), left_out
