@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-from catbrain.errors import UsageError, explain
+from catbrain.errors import ConfigError, UsageError, explain
 
 
 def fail(prog: str, message: str, code: int = 2) -> NoReturn:
@@ -67,6 +67,64 @@ def usage(doc: str, allowed: Mapping[str, str]) -> str:
     return "\n".join(
         [doc.strip(), "", "Arguments:", *(f"  {key:<{width}} {meaning}" for key, meaning in allowed.items())]
     )
+
+
+MIN_FREE_BYTES = 16 * 2**20
+
+
+def check_run_folder(given: str | None, key: str) -> None:
+    """The run (``key`` hydra.run.dir) or sweep (hydra.sweep.dir) directory, as ``given`` on the command line or
+    the default, can be made: a directory can be created in its nearest existing ancestor. Refused in one line
+    otherwise (a path under /proc, a file in the way, no permission, a full disk), before Hydra would fail making
+    it with a traceback."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    multirun = key == "hydra.sweep.dir"
+    folder = given if given is not None else ("multirun" if multirun else "outputs")
+    kind = "sweep" if multirun else "run"
+    named = f"{key}={folder}" if given is not None else f"the {kind} directory (under {folder})"
+    probe = Path(folder.split("${")[0] or ".").absolute()  # up to the first interpolation
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{named}: {probe} is a file, not a directory")
+    try:
+        Path(tempfile.mkdtemp(dir=probe, prefix=".catbrain-")).rmdir()
+    except OSError as error:
+        raise UsageError(f"{named}: no directory can be made in {probe} ({error.strerror})") from None
+    free = shutil.disk_usage(probe).free
+    if free < MIN_FREE_BYTES:  # Hydra would fail writing the run's config, with a traceback and a half-made folder
+        raise UsageError(
+            f"{named}: {free / 2**20:.1f} MiB free on the disk of {probe}; a run needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MiB for its config, logs and checkpoints"
+        )
+
+
+VECTORIZED_LAUNCHER = "hydra_plugins.catbrain_vectorized_launcher.vectorized_launcher.VectorizedLauncher"
+LAUNCHER_SETTINGS = {  # the vectorized launcher's settings: (may be null, what is allowed)
+    "max_jobs_per_group": (False, "a positive integer (the most jobs one stacked model holds)"),
+    "memory_bytes": (True, "null or a positive integer of bytes (the memory a group may take; null: half the free)"),
+}
+
+
+def check_launcher_settings(config_name: str, overrides: list[str]) -> None:
+    """``hydra/launcher=vectorized``'s settings as Hydra composes them from ``overrides`` (the command's ``hydra``
+    ones): a value the launcher would take silently (0, 1.5) or fail on only after making the sweep's directory
+    (``abc``) is refused in one line."""
+    from hydra import compose, initialize_config_dir
+
+    from catbrain.config import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        launcher = compose(config_name, overrides=overrides, return_hydra_config=True).hydra.launcher
+    if launcher.get("_target_") != VECTORIZED_LAUNCHER:
+        return
+    for key, (nullable, allowed) in LAUNCHER_SETTINGS.items():
+        value = launcher.get(key)
+        if not (value is None and nullable) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"hydra.launcher.{key}={value!r}: must be {allowed}")
 
 
 def in_multirun() -> bool:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from catbrain.commands.common import (
+    check_launcher_settings,
+    check_run_folder,
     collector_paused_for_start_up,
     die_quietly_on_broken_pipe,
     errors_as_one_line,
@@ -24,13 +26,25 @@ from catbrain.errors import UsageError, describe
 
 def override_key(override: str) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    return OverridesParser.create().parse_overrides([override])[0].key_or_group
+    try:
+        return OverridesParser.create().parse_overrides([override])[0].key_or_group
+    except HydraException:
+        raise  # Hydra's own message names the override already
+    except Exception as error:  # Python's, while Hydra reads a sweep: range(0,3,0)
+        raise UsageError(sweep_error(override, error)) from None
+
+
+def sweep_error(override: str, error: Exception) -> str:
+    zero_step = "zero" in str(error) or "step:0)" in str(error)
+    return f"{override}: {error}" + ("; range(start, stop, step) needs a step other than 0" if zero_step else "")
 
 
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     """Each job's overrides of a ``-m`` sweep (``a=1,2 b=x,y``: four jobs), as Hydra's basic sweeper makes them;
-    none when another sweeper is chosen, whose sweep syntax is its own."""
+    none when another sweeper is chosen, whose sweep syntax is its own. A sweep Hydra cannot expand, or that
+    gives no values (``seed=range(0)``: a sweep of no jobs), is named in one line."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from catbrain.compat.hydra import sweep_jobs as split
@@ -38,6 +52,16 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     parsed = OverridesParser.create().parse_overrides(overrides)
     if any(o.key_or_group == "hydra/sweeper" for o in parsed):
         return []
+    for override in (o for o in parsed if o.is_sweep_override()):
+        try:
+            values = split([override])
+        except Exception as error:
+            raise UsageError(sweep_error(override.input_line, error)) from None
+        if not values:
+            raise UsageError(
+                f"{override.input_line}: gives no values, so the sweep has no jobs; a sweep needs at least one "
+                "value (seed=range(3) gives 0, 1 and 2)"
+            )
     return split(parsed)
 
 
@@ -97,37 +121,6 @@ def check_buildable(cfg: Any, config_name: str = "train", seen: set[str] | None 
             instantiate(cfg[node])
         except Exception as error:
             raise UsageError(describe(error)) from None
-
-
-MIN_FREE_BYTES = 16 * 2**20
-
-
-def check_run_folder(overrides: list[str], multirun: bool) -> None:
-    """The run (or sweep) directory can be made: a directory can be created in its nearest existing
-    ancestor. Refused in one line otherwise (a path under /proc, a file in the way, no permission),
-    before Hydra would fail making it with a traceback."""
-    import shutil
-    import tempfile
-
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    given = [o.split("=", 1)[1] for o in overrides if override_key(o) == key]
-    folder = given[-1] if given else ("multirun" if multirun else "outputs")
-    named = f"{key}={folder}" if given else f"the {'sweep' if multirun else 'run'} directory (under {folder})"
-    probe = Path(folder.split("${")[0] or ".").absolute()  # up to the first interpolation
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"{named}: {probe} is a file, not a directory")
-    try:
-        Path(tempfile.mkdtemp(dir=probe, prefix=".catbrain-")).rmdir()
-    except OSError as error:
-        raise UsageError(f"{named}: no directory can be made in {probe} ({error.strerror})") from None
-    free = shutil.disk_usage(probe).free
-    if free < MIN_FREE_BYTES:  # Hydra would fail writing the run's config, with a traceback and a half-made folder
-        raise UsageError(
-            f"{named}: {free / 2**20:.1f} MiB free on the disk of {probe}; a run needs at least "
-            f"{MIN_FREE_BYTES / 2**20:.0f} MiB for its config, logs and checkpoints"
-        )
 
 
 user_arguments: list[str] | None = None  # the command line as typed, for the run's report
@@ -193,12 +186,14 @@ def preflight(
     injected: list[str] = []
     checkpoint: dict[str, Any] | None = None
     if ckpt_values and ckpt_values[-1] not in ("", "null"):
-        from catbrain.predictor.checkpoint import read_checkpoint, refusing
+        from catbrain.predictor.checkpoint import check_resumable, read_checkpoint, refusing
         from catbrain.predictor.contents import describe as describe_checkpoint
 
         checkpoint = read_checkpoint(ckpt_values[-1])
         with refusing(ckpt_values[-1]):
             stored = describe_checkpoint(checkpoint)["overrides"]  # only the run's own choices: see replayable()
+            if config_name == "train":
+                check_resumable(checkpoint)
         # A group the user chose anew (data=csv) takes none of the stored values below it (data.n_train=...).
         replaced = tuple(f"{key}." for key in user_keys)
         injected = [o for o in stored if override_key(o) not in user_keys and not override_key(o).startswith(replaced)]
@@ -241,5 +236,9 @@ def preflight(
         if len(following) > 1:
             raise UsageError("the sweep's jobs hold data of different kinds (data.task): name the task")
         injected += list(following.pop()) if following else []
-        check_run_folder(overrides + injected, multirun=args.multirun)
+        if any(key.startswith(("hydra/launcher", "hydra.launcher")) for key in user_keys):
+            check_launcher_settings(config_name, [o for o in overrides if override_key(o).startswith("hydra")])
+        key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
+        given = [o.split("=", 1)[1] for o in overrides + injected if override_key(o) == key]
+        check_run_folder(given[-1] if given else None, key)
     return injected

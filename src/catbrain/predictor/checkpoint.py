@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,30 +33,55 @@ KNOWN_MODELS = ("catbrain.models.Linear", "catbrain.models.MLP", "catbrain.model
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's contents: tensors and plain containers only (``weights_only=True``)."""
+    """The checkpoint's contents: tensors and plain containers only (``weights_only=True``); a file that is not one
+    is refused in one line, torch's warnings about it (an unusual pickle protocol) silenced."""
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"ckpt_path={str(path)!r} does not exist or is not a file")
     try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:
-        text = " ".join(str(error).split())
-        if "Unsupported global" in text:  # a pickle naming code to run: not merely unreadable
-            reason = text.split("Please file an issue")[0].split("WeightsUnpickler error:")[-1].strip()[:200]
-            raise CheckpointError(
-                f"ckpt_path={str(path)!r} was refused: it holds more than weights ({reason})"
-            ) from None
-        detail = type(error).__name__
-        if text and "Weights only load failed" not in text:  # torch's advice there would be about unsafe loading
-            detail += ": " + text[:160]
-        raise CheckpointError(
-            f"ckpt_path={str(path)!r} is not a readable checkpoint (corrupt, truncated or not a torch file: {detail})"
-        ) from None
+        raise CheckpointError(f"ckpt_path={str(path)!r} {unreadable(error)}") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("catbrain"), dict):
         raise CheckpointError(f"ckpt_path={str(path)!r} is not a catbrain checkpoint (no 'catbrain' entry)")
     if not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"ckpt_path={str(path)!r} is not a catbrain checkpoint (no 'state_dict' entry)")
     return checkpoint
+
+
+def unreadable(error: Exception) -> str:
+    """Why ``torch.load`` refused a file, in catbrain's words: torch's first sentence at most, never its advice
+    to load the file unsafely."""
+    text = " ".join(str(error).split())
+    named = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if named:  # a pickle naming code to run: not merely unreadable
+        return (
+            f"was refused: it holds more than weights (it names {named.group(1)!r}, code that loading would run; "
+            "a checkpoint holds tensors and plain values only)"
+        )
+    if "WeightsUnpickler error:" in text:  # torch's own words around it are about loading unsafely
+        text = text.split("WeightsUnpickler error:")[1].split(" Check the documentation")[0]
+    first = re.split(r"(?<=[^.\s]{2})\. ", text.strip(), maxsplit=1)[0].rstrip(". ")
+    detail = type(error).__name__ + (f": {first[:200]}" if first else "")
+    return f"is not a readable checkpoint (corrupt, truncated or not a torch file: {detail})"
+
+
+# What Lightning restores on a resume beyond the weights, and a run of catbrain always writes.
+TRAINING_STATE = ("optimizer_states", "lr_schedulers", "loops")
+
+
+def check_resumable(checkpoint: dict[str, Any]) -> None:
+    """A resume needs the optimizer's and the training loop's state; a checkpoint of weights only (what a
+    ``hydra/launcher=vectorized`` job writes) has none, and Lightning would fail only once the run had begun."""
+    missing = [key for key in TRAINING_STATE if key not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            "it holds the model's weights only, no optimizer or training-loop state (as a hydra/launcher=vectorized "
+            "job writes it), so training cannot resume from it: use it with catbrain-eval, catbrain-predict or "
+            "catbrain-export (catbrain-train cannot start a new run from a checkpoint's weights)"
+        )
 
 
 def model_class(name: str, trusted: tuple[str, ...] = ()) -> type[nn.Module]:
