@@ -54,6 +54,11 @@ def test_ls_lists_a_group_with_descriptions_and_names_a_misspelt_one(capsys):
     assert any(line.split()[0] == "weather_3pm" and "3 pm temperature" in line for line in out.splitlines()[1:])
     code, out, err = outcome(["ls", "experment"], capsys)
     assert code == 2 and "no config group 'experment'; did you mean 'experiment'?" in err
+    code, out, err = outcome(["ls", "hydra/launcher"], capsys)  # the groups under conf/hydra, Hydra's own options
+    assert code == 0 and out.splitlines()[0] == "hydra/launcher:"
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["basic", "slurm", "vectorized"]
+    code, out, err = outcome(["ls"], capsys)
+    assert "hydra/launcher:" in out.splitlines()
 
 
 def test_cp_copies_a_config_to_edit_and_the_search_path_finds_it(capsys, tmp_path):
@@ -69,6 +74,11 @@ def test_cp_copies_a_config_to_edit_and_the_search_path_finds_it(capsys, tmp_pat
     assert code == 2 and "exists; give overwrite=true" in err and "lr: 0.03" in destination.read_text()
     code, out, err = outcome(["cp", "experiment/weather3pm", str(tmp_path / "x.yaml")], capsys)
     assert code == 2 and "did you mean 'weather_3pm'" in err
+    launcher = tmp_path / "my_configs" / "hydra" / "launcher" / "mine.yaml"  # a group under hydra/
+    code, out, err = outcome(["cp", "hydra/launcher/vectorized", str(launcher)], capsys)
+    assert code == 0 and f"'hydra.searchpath=[file://{tmp_path / 'my_configs'}]' hydra/launcher=mine" in out, err
+    code, out, err = outcome(["cp", "experiment/cat_threat", str(tmp_path / "loose.yaml")], capsys)  # no group folder
+    assert code == 0 and f"move it to a folder experiment/ (e.g. {tmp_path / 'experiment' / 'loose.yaml'})" in out
 
 
 def test_a_misspelt_command_option_or_key_gets_the_nearest_names(capsys, tmp_path, monkeypatch):

@@ -63,13 +63,20 @@ def conf_root() -> Path:
 
 
 def groups() -> dict[str, list[str]]:
-    """Each config group (a folder of ``conf/``) and its options (its YAML files), sorted."""
+    """Each config group (a folder of ``conf/``, or of ``conf/hydra/``: ``hydra/launcher``) and its options (its
+    YAML files), sorted."""
     root = conf_root()
+    folders = [f for f in sorted(root.iterdir()) if f.name != "hydra"] + sorted((root / "hydra").glob("*"))
     return {
-        folder.name: sorted(p.stem for p in folder.glob("*.yaml"))
-        for folder in sorted(root.iterdir())
-        if folder.is_dir() and folder.name != "hydra" and any(folder.glob("*.yaml"))
+        folder.relative_to(root).as_posix(): sorted(p.stem for p in folder.glob("*.yaml"))
+        for folder in folders
+        if folder.is_dir() and any(folder.glob("*.yaml"))
     }
+
+
+# Options a group has that are no file of catbrain's: Hydra's own.
+BUILT_IN = {"hydra/launcher": {"basic": "Hydra's own launcher: the jobs one after another in this process (the "
+                                        "default)."}}  # fmt: skip
 
 
 def description(path: Path) -> str:
@@ -89,7 +96,7 @@ def description(path: Path) -> str:
 
 def option_path(name: str) -> Path:
     """``experiment/cat_threat`` as the YAML file it names; a :class:`UsageError` with the nearest names."""
-    group, _, option = name.removesuffix(".yaml").partition("/")
+    group, _, option = name.removesuffix(".yaml").rpartition("/")
     found = groups()
     if group not in found:
         raise UsageError(f"no config group {group!r}{did_you_mean(group, list(found))}; the groups: {', '.join(found)}")
@@ -106,9 +113,11 @@ def ls(arguments: Sequence[str]) -> None:
         if group not in found:
             raise UsageError(f"no config group {group!r}{did_you_mean(group, list(found))}; "
                              f"the groups: {', '.join(found)}")  # fmt: skip
-    width = max(len(option) for group in wanted for option in found[group])
+    width = max(len(option) for group in wanted for option in [*found[group], *BUILT_IN.get(group, {})])
     for group in wanted:
         print(f"{group}:")
+        for option, said in sorted(BUILT_IN.get(group, {}).items()):
+            print(f"  {option:<{width}}  {said}")
         for option in found[group]:
             print(f"  {option:<{width}}  {description(conf_root() / group / f'{option}.yaml')}")
 
@@ -134,8 +143,14 @@ def cp(arguments: Sequence[str]) -> None:
         text = re.sub(r"(?m)^name: .*$", f"name: {destination.stem}", text)
     write_atomically(destination, text)
     print(f"{names[0]} -> {destination}")
-    print(f"use it: catbrain train 'hydra.searchpath=[file://{destination.parent.parent.resolve()}]' "
-          f"{source.parent.name}={destination.stem}")  # fmt: skip
+    group = source.parent.relative_to(conf_root()).as_posix()  # experiment, hydra/launcher
+    where = destination.resolve()
+    if where.parent.as_posix().endswith(f"/{group}"):  # the search path is the folder that holds the group's
+        print(f"use it: catbrain train 'hydra.searchpath=[file://{where.parents[group.count('/') + 1]}]' "
+              f"{group}={where.stem}")  # fmt: skip
+    else:
+        print(f"use it: move it to a folder {group}/ (e.g. {where.parent / group / where.name}), then: catbrain train "
+              f"'hydra.searchpath=[file://{where.parent}]' {group}={where.stem}")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:
