@@ -77,6 +77,16 @@ def test_a_file_in_the_way_of_the_run_directory_is_named(tmp_path, monkeypatch):
         preflight("train", [])  # the default run directory, outputs/train/<time>
 
 
+def test_a_file_where_a_sweep_jobs_folder_goes_is_named_before_any_job_trains(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "1").write_text("not a folder")
+    with pytest.raises(UsageError, match="sweep/1 is a file where job 1's folder goes"):
+        preflight("train", ["-m", "seed=0,1", "hydra.sweep.dir=sweep"])
+    preflight("train", ["-m", "seed=0", "hydra.sweep.dir=sweep"])  # job 0 alone: its folder is free
+    preflight("train", ["-m", "seed=0,1", "hydra.sweep.dir=sweep", "hydra.sweep.subdir=s${hydra.job.num}"])
+
+
 def test_the_shipped_experiments_pass_every_rule(tmp_path, monkeypatch):
     from catbrain.config import config_dir
 

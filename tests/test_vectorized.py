@@ -61,7 +61,8 @@ def test_each_job_ends_as_the_basic_launchers_run_of_it(both):
         for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "config.yaml", "job.json"):
             own, stacked = (job["dir"] / name for job in (alone, together))
             assert stacked.read_text().replace("/vectorized/", "/basic/") == own.read_text(), name  # Hydra's words
-        assert (together["dir"] / "train.log").is_file()  # the job's log, as Hydra sets it up
+        log = (together["dir"] / "train.log").read_text()  # the job's log, as Hydra sets it up: what it did
+        assert f"stacked model: {together['epochs']} epochs" in log and "tested the weights of epoch" in log
         hydra = yaml.safe_load((together["dir"] / ".hydra" / "hydra.yaml").read_text())["hydra"]
         assert hydra["runtime"]["output_dir"] == str(together["dir"]) and hydra["job"]["num"] == int(alone["dir"].name)
         for name in ("best.ckpt", "last.ckpt"):

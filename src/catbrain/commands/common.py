@@ -72,11 +72,12 @@ def usage(doc: str, allowed: Mapping[str, str]) -> str:
 MIN_FREE_BYTES = 16 * 2**20
 
 
-def check_run_folder(given: str | None, key: str) -> None:
+def check_run_folder(given: str | None, key: str, jobs: int = 0) -> None:
     """The run (``key`` hydra.run.dir) or sweep (hydra.sweep.dir) directory, as ``given`` on the command line or
     the default, can be made: a directory can be created in its nearest existing ancestor. Refused in one line
     otherwise (a path under /proc, a file in the way, no permission, a full disk), before Hydra would fail making
-    it with a traceback."""
+    it with a traceback. A sweep of ``jobs`` jobs in folders ``0`` .. ``jobs - 1`` (Hydra's default subdir): no file
+    where a job's folder goes, which Hydra would find only after the jobs before it had trained."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -90,6 +91,10 @@ def check_run_folder(given: str | None, key: str) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise UsageError(f"{named}: {probe} is a file, not a directory")
+    if given is not None and "${" not in given:
+        for number in range(jobs):
+            if (Path(given) / str(number)).exists() and not (Path(given) / str(number)).is_dir():
+                raise UsageError(f"{named}: {Path(given) / str(number)} is a file where job {number}'s folder goes")
     try:
         Path(tempfile.mkdtemp(dir=probe, prefix=".catbrain-")).rmdir()
     except OSError as error:

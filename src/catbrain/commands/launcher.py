@@ -240,5 +240,5 @@ def preflight(
             check_launcher_settings(config_name, [o for o in overrides if override_key(o).startswith("hydra")])
         key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
         given = [o.split("=", 1)[1] for o in overrides + injected if override_key(o) == key]
-        check_run_folder(given[-1] if given else None, key)
+        check_run_folder(given[-1] if given else None, key, len(jobs) if "hydra.sweep.subdir" not in user_keys else 0)
     return injected

@@ -12,6 +12,7 @@ numbered directory, ``.hydra/``, the sweep's callbacks) with a task that writes 
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,10 +43,18 @@ def finish(job: Any, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
             write_checkpoint(folder / "last.ckpt", job, job.last_state, job.epochs, job.steps, resolved, stored)
         if keeps_best and job.best_epoch >= 0:
             write_checkpoint(folder / "best.ckpt", job, job.best_state, job.best_epoch, job.best_step, resolved, stored)
+    log = logging.getLogger(__name__)  # the job's train.log, as Hydra's job logging sets it up
+    log.info(
+        f"trained with the other jobs of its group as one stacked model: {job.epochs} epochs, {job.steps} "
+        f"steps in {job.seconds:.2f} s (its share); stopped: {job.stopped_reason or job.stopped}"
+    )
     if job.error is not None:
         raise job.error
     with threads(cfg.get("threads", "auto"), job.task.model):  # as a run alone tests: see run.trainer.threads
         metrics = test_job(job, job.best_state if keeps_best else job.last_state)
+    tested = f"the weights of epoch {job.best_epoch} (best.ckpt)" if keeps_best else "the last weights"
+    log.info(f"tested {tested}: " + ", ".join(f"{k} = {v:.6g}" for k, v in metrics.items() if k.startswith("test/")
+                                              and "/bayes_" not in k and "/confusion/" not in k))  # fmt: skip
     metrics.update({"fit_seconds": job.seconds, "train_seconds": job.seconds, "epochs": job.epochs,
                     "steps": job.steps, "stopped": job.stopped, "stopped_reason": job.stopped_reason})  # fmt: skip
     lightning = SimpleNamespace(loggers=[], global_step=job.steps)
