@@ -91,6 +91,12 @@ def test_a_misspelt_command_option_or_key_gets_the_nearest_names(capsys, tmp_pat
         preflight("train", ["experiment=weather3pm"])
     with pytest.raises(UsageError, match="optimizer has no key 'lrr'; did you mean 'lr'"):
         preflight("train", ["optimizer.lrr=3"])
+    with pytest.raises(UsageError, match="the config has no key 'sed'; did you mean 'seed'"):
+        preflight("train", ["sed=3"])
+    with pytest.raises(UsageError, match="hydra.launcher has no key 'max_jobs_per_grup'; did you mean 'max_jobs_per"):
+        preflight("train", ["-m", "hydra/launcher=vectorized", "hydra.launcher.max_jobs_per_grup=3", "seed=0,1"])
+    with pytest.raises(UsageError, match="hydra/launchr: no such config group; did you mean 'hydra/launcher'"):
+        preflight("train", ["-m", "hydra/launchr=vectorized", "seed=0,1"])
 
 
 def test_catbrain_train_and_python_dash_m_run_the_commands(tmp_path):

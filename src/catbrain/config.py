@@ -18,8 +18,15 @@ def config_dir() -> str:
     raise FileNotFoundError(f"catbrain's configs are missing: looked in {PACKAGE_DIR / 'conf'} and the repository")
 
 
-def compose(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
-    """Compose ``config_name`` with ``overrides`` as the command's Hydra app would: the one composition."""
+def compose(config_name: str = "train", overrides: list[str] | None = None, hydra: bool = False) -> DictConfig:
+    """Compose ``config_name`` with ``overrides`` as the command's Hydra app would: the one composition (``hydra``:
+    with Hydra's own settings, ``hydra.*``, as the app sees them)."""
+    if hydra:
+        from hydra import compose as hydra_compose
+        from hydra import initialize_config_dir
+
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            return hydra_compose(config_name, overrides=list(overrides or []), return_hydra_config=True)
     return compose_following(config_name, overrides)[0]
 
 

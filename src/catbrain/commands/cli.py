@@ -74,6 +74,9 @@ def groups() -> dict[str, list[str]]:
     }
 
 
+# Hydra's own config groups, beside catbrain's (whose options are Hydra's).
+HYDRA_GROUPS = ("hydra/env", "hydra/help", "hydra/hydra_help", "hydra/hydra_logging", "hydra/job_logging",
+                "hydra/launcher", "hydra/output", "hydra/sweeper")  # fmt: skip
 # Options a group has that are no file of catbrain's: Hydra's own.
 BUILT_IN = {"hydra/launcher": {"basic": "Hydra's own launcher: the jobs one after another in this process (the "
                                         "default)."}}  # fmt: skip

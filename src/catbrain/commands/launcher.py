@@ -82,15 +82,21 @@ def unknown_key_message(config_name: str, overrides: list[str], error: Exception
     key = text.split("'")[1]
     parent, _, name = key.rpartition(".")
     others = [o for o in overrides if override_key(o) != key]
+    from catbrain.commands.cli import HYDRA_GROUPS, did_you_mean, groups
+
+    if "/" in key and "." not in key:  # a config group that does not exist: the nearest of those that do
+        known = sorted({*groups(), *HYDRA_GROUPS})
+        return f"{key}: no such config group{did_you_mean(key, known)}; the groups: {', '.join(known)}"
     try:
         from omegaconf import OmegaConf
 
-        node = OmegaConf.select(compose(config_name, others), parent) if parent else None
+        composed = compose(config_name, others, hydra=key.startswith("hydra."))
+        node = OmegaConf.select(composed, parent) if parent else composed
     except Exception:
         node = None
     if node is None or not hasattr(node, "keys"):
         return f"{key}: no such key in the config"
-    from catbrain.commands.cli import did_you_mean
+    parent = parent or "the config"
 
     keys = sorted(k for k in node if not k.startswith("_"))
     return f"{key}: {parent} has no key {name!r}{did_you_mean(name, keys)}; it has {keys}"
