@@ -141,3 +141,21 @@ def test_each_hydra_command_names_catbrains_version(tmp_path):
     result = run_cli("catbrain-train", "--version", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("catbrain 0.") and "hydra-core " in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_option_or_module_of_an_extra_not_installed_names_the_extra():
+    from catbrain.commands.hints import unknown_key_message
+    from catbrain.errors import explain
+
+    missing = ModuleNotFoundError("No module named 'optuna'", name="optuna")  # catbrain-search without optuna
+    assert explain(missing) == ("optuna is not installed: pip install 'catbrain[sweep]'", True)
+    assert explain(ModuleNotFoundError("No module named 'numpyy'", name="numpyy"))[1] is False  # not an extra's
+    hydra_says = "Could not find 'hydra/launcher/joblib'\n\nAvailable options in 'hydra/launcher':\n\tbasic\n\tslurm\n"
+    assert unknown_key_message("train", ["hydra/launcher=joblib"], Exception(hydra_says)) == (
+        "hydra/launcher=joblib: no such option; hydra/launcher has basic, slurm; joblib needs pip install "
+        "'catbrain[sweep]'"
+    )
+    hydra_says = "In 'hydra/launcher/slurm': Could not load 'hydra/launcher/submitit_slurm'.\n"
+    assert unknown_key_message("train", ["hydra/launcher=slurm"], Exception(hydra_says)).endswith(
+        "Could not load 'hydra/launcher/submitit_slurm': it needs pip install 'catbrain[slurm]'"
+    )

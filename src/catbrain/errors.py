@@ -56,12 +56,31 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+# What an optional extra brings: its modules and Hydra config options, and the extra that installs them.
+EXTRAS = {
+    "optuna": "sweep", "hydra_plugins.hydra_joblib_launcher": "sweep", "hydra/launcher/joblib": "sweep",
+    "submitit": "slurm", "hydra_plugins.hydra_submitit_launcher": "slurm", "hydra/launcher/submitit_local": "slurm",
+    "hydra/launcher/submitit_slurm": "slurm", "onnx": "export", "onnxscript": "export", "onnxruntime": "export",
+    "tensorboard": "tensorboard", "mlflow": "mlflow", "starlette": "serve", "uvicorn": "serve", "sklearn": "bench",
+}  # fmt: skip
+
+
+def install_hint(name: str) -> str:
+    """``pip install 'catbrain[sweep]'`` for a module or config option of an optional extra, else ''."""
+    for known, extra in EXTRAS.items():
+        if name == known or name.startswith(f"{known}."):
+            return f"pip install 'catbrain[{extra}]'"
+    return ""
+
+
 def explain(error: BaseException) -> tuple[str, bool]:
     """The one-line reason for ``error``, and whether it is bad input (exit 2) rather than a failure (exit 1)."""
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
     instantiating = error.__cause__ is not None and "Instantiation" in type(error).__name__
     root = error.__cause__ if instantiating else error
+    if isinstance(root, ModuleNotFoundError) and install_hint(root.name or ""):  # an extra not installed
+        return f"{root.name} is not installed: {install_hint(root.name or '')}", True
     # A constructor refusing its arguments is bad input too, and so is a config Hydra cannot compose.
     bad_input = isinstance(root, BadInput) or (instantiating and isinstance(root, (ValueError, TypeError)))
     if isinstance(error, (ConfigCompositionException, OverrideParseException)):

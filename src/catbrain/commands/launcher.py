@@ -6,7 +6,6 @@ Every check happens before Hydra makes a run or sweep directory, so bad input le
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from catbrain.commands.common import (
     errors_as_one_line,
     in_multirun,
 )
-from catbrain.config import compose, compose_following
+from catbrain.config import compose_following
 from catbrain.errors import UsageError, describe
 
 
@@ -63,43 +62,6 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
                 "value (seed=range(3) gives 0, 1 and 2)"
             )
     return split(parsed)
-
-
-def unknown_key_message(config_name: str, overrides: list[str], error: Exception) -> str:
-    """Hydra's composition error in one line; for a key that does not exist, the keys that do (Hydra's
-    own hint, to add the key with ``+``, would only move the error to the constructor)."""
-    text = str(error).split("Config search path")[0]
-    missing = re.search(r"Could not find '([\w/.-]+)/([\w.-]+)'", text)
-    if missing:  # an option misspelt: the nearest, then what there is
-        from catbrain.commands.cli import did_you_mean, groups
-
-        group, option = missing.groups()
-        listed = text.split(f"Available options in '{group}':")  # Hydra's list holds your search path's too
-        options = listed[1].split() if len(listed) > 1 else groups().get(group, [])
-        return f"{group}={option}: no such option{did_you_mean(option, options)}; {group} has {', '.join(options)}"
-    if not text.startswith("Could not override '"):
-        return text
-    key = text.split("'")[1]
-    parent, _, name = key.rpartition(".")
-    others = [o for o in overrides if override_key(o) != key]
-    from catbrain.commands.cli import HYDRA_GROUPS, did_you_mean, groups
-
-    if "/" in key and "." not in key:  # a config group that does not exist: the nearest of those that do
-        known = sorted({*groups(), *HYDRA_GROUPS})
-        return f"{key}: no such config group{did_you_mean(key, known)}; the groups: {', '.join(known)}"
-    try:
-        from omegaconf import OmegaConf
-
-        composed = compose(config_name, others, hydra=key.startswith("hydra."))
-        node = OmegaConf.select(composed, parent) if parent else composed
-    except Exception:
-        node = None
-    if node is None or not hasattr(node, "keys"):
-        return f"{key}: no such key in the config"
-    parent = parent or "the config"
-
-    keys = sorted(k for k in node if not k.startswith("_"))
-    return f"{key}: {parent} has no key {name!r}{did_you_mean(name, keys)}; it has {keys}"
 
 
 def check_buildable(cfg: Any, config_name: str = "train", seen: set[str] | None = None) -> None:
@@ -231,6 +193,8 @@ def preflight(
                 try:
                     composed, added = compose_following(config_name, job)
                 except HydraException as error:
+                    from catbrain.commands.hints import unknown_key_message
+
                     raise UsageError(unknown_key_message(config_name, job, error)) from None
                 following.add(tuple(added))
             if prepare is not None and checkpoint is not None:
