@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from catbrain.config import config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +42,24 @@ def test_every_command_the_readme_names_is_installed():
     assert len(scripts) >= 6
     named = set(re.findall(r"\b(catbrain-[a-z]+)\b", README))
     assert named <= scripts, named - scripts
+
+
+@pytest.mark.slow
+def test_the_readmes_book_tables_are_what_the_figures_script_prints_today(tmp_path):
+    """Every number of scripts/book_figures.py's tables is in the README's row of that experiment, within 0.5% (a
+    change that moves a result shows here; float noise of another CPU does not)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "book_figures.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    number = re.compile(r"[-+]?\d+\.\d+")
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and number.search(line)]
+    assert len(rows) >= 10
+    for row in rows:
+        name = row.strip("|").split("|")[0].strip()
+        readme = [line for line in README.splitlines() if line.startswith(f"| {name} |")]
+        shown = [float(x) for line in readme for x in number.findall(line)]
+        for value in (float(x) for x in number.findall(row)):
+            assert any(abs(value - y) <= 0.005 * abs(value) + 1e-4 for y in shown), f"{name}: {value} not in {readme}"
