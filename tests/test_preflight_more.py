@@ -131,6 +131,7 @@ def test_a_sweep_of_no_jobs_or_a_bad_range_is_one_line(sweep, message, launcher,
         ("memory_bytes=abc", "must be null or a positive integer of bytes"),
         ("memory_bytes=-5", "must be null or a positive integer of bytes"),
         ("memory_bytes=0", "must be null or a positive integer of bytes"),
+        ("memory_bytes=1.5", "must be null or a positive integer of bytes"),
     ],
     ids=lambda value: value if "=" in value else "",
 )
@@ -149,6 +150,7 @@ SOUND = [
     [],
     ["hydra.launcher.max_jobs_per_group=1", "hydra.launcher.memory_bytes=null"],
     ["hydra.launcher.memory_bytes=8"],
+    ["hydra.launcher.memory_bytes=8e9"],  # whole bytes, as people write them
 ]
 
 
@@ -159,3 +161,20 @@ def test_sound_vectorized_launcher_settings_pass_the_preflight(settings, tmp_pat
     monkeypatch.chdir(tmp_path)
     preflight("train", ["-m", "hydra/launcher=vectorized", *settings, "seed=0,1", "hydra.sweep.dir=sweep", *TINY])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_that_added_a_key_the_configs_now_have_is_still_replayed(tmp_path, monkeypatch):
+    """An earlier run's stored ``+optimizer.eps=...`` (the key was not in the configs then): eval and a resume replay
+    it as ``++``, add or set, not as an append Hydra refuses now that optimizer.eps is listed."""
+    from catbrain.commands.launcher import preflight
+    from catbrain.commands.train import train as train_run
+    from tests.conftest import compose_config
+
+    run_dir = tmp_path / "run"
+    train_run(compose_config([*TINY, "callbacks=model_checkpoint", "trainer.enable_progress_bar=false"], run_dir))
+    path = run_dir / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["catbrain"]["overrides"] = ["+optimizer.eps=1e-06"]
+    torch.save(checkpoint, path)
+    monkeypatch.chdir(tmp_path)
+    assert "++optimizer.eps=1e-06" in preflight("eval", [f"ckpt_path={path}"])

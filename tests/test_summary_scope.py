@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from catbrain.commands.sweeps import SweepSummary, sweep_jobs_of
-from catbrain.run.summary import rows_of_sweep
+from catbrain.run.sweep_folders import rows_of_sweep
 from tests.conftest import run_cli
 
 TINY = ["data.n_train=256", "trainer.max_epochs=2", "callbacks=model_checkpoint", "logger=none", "plots=false"]
@@ -125,3 +125,15 @@ def test_a_sweep_run_again_in_a_larger_old_sweep_folder_summarises_its_own_jobs(
     assert "2 jobs: 2 ok" in markdown and "left out: 2 job folders of earlier sweeps in sweep" in markdown
     assert "left out: 2 job folders of earlier sweeps in sweep" in result.stdout
     assert {row["jobs"] for row in read_csv(sweep_dir / "seeds.csv")} == {"0 1"}
+
+
+@pytest.mark.parametrize("setting", ["hydra.output_subdir=null", "seed=shuffle(range(3))"])
+def test_a_sweep_without_hydra_folders_or_in_shuffled_order_is_summarised_whole(setting, tmp_path):
+    """No .hydra/ (the job's job.json holds its overrides), or jobs numbered in a drawn order (the summary takes the
+    jobs as the sweeper launched them, not as a second draw would number them)."""
+    seeds = [] if "seed=" in setting else ["seed=0,1,2"]
+    result = run_cli("catbrain-train", "-m", *TINY, *QUIET, *seeds, setting, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = read_csv(tmp_path / "sweep" / "summary.csv")
+    assert [row["status"] for row in rows] == ["ok"] * 3 and "left out" not in result.stdout
+    assert sorted(row["overrides"].split()[-1] for row in rows) == ["seed=0", "seed=1", "seed=2"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from catbrain.run import summary as sweeps
+from catbrain.run.sweep_folders import rows_of_sweep
 from tests.conftest import BIN, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def test_a_sweep_with_a_bad_job_config_stops_before_any_job(sweep, expected, tmp
 
 
 def test_the_best_run_by_another_metric_and_direction(swept, tmp_path):
-    rows, left_out = sweeps.rows_of_sweep(swept[0])
+    rows, left_out = rows_of_sweep(swept[0])
     assert left_out == 0
     best = sweeps.write_summary(tmp_path, rows, "test/decision_acc", "max", "by accuracy")
     accuracy = {r.number: r.metrics["test/decision_acc"] for r in rows if r.status == "ok"}

@@ -148,6 +148,9 @@ def test_a_killed_vectorized_sweep_run_again_keeps_the_finished_jobs_and_ends_th
             "callbacks.swa (StochasticWeightAveraging) is not vectorized",
         ),
         ([], None),
+        (["+trainer.enable_checkpointing=false"], "trainer.enable_checkpointing=False is not vectorized"),
+        (["+callbacks.again={_target_: catbrain.run.stopping.Stopping}"], "more than one stopping rule"),
+        (["~callbacks.early_stopping", "+callbacks.stop={_target_: catbrain.run.stopping.Stopping}"], None),
         (["callbacks=none"], None),  # no checkpoints and no stopping, as a run alone
         (["debug=overfit"], None),  # early_stopping: null is no callback
         (["callbacks=model_checkpoint", "trainer.val_check_interval=1.0"], None),
@@ -361,3 +364,23 @@ def test_ctrl_c_ends_a_vectorized_sweep_in_one_line_and_it_resumes(tmp_path):
     assert "Traceback" not in "".join(said) and "KeyboardInterrupt" not in "".join(said)
     assert said[-1] == ("catbrain-train: interrupted: 0 of 2 jobs finished in stopped; run the same command again "
                         "to train the others (the finished ones are kept)\n")  # fmt: skip
+
+
+def test_a_stopping_rule_of_any_name_stops_its_job(tmp_path):
+    from catbrain.run.stopping import Stopping
+    from catbrain.run.vectorized import build
+
+    overrides = ["data.n_train=64", "~callbacks.early_stopping",
+                 "+callbacks.stop={_target_: catbrain.run.stopping.Stopping, patience: 2}"]  # fmt: skip
+    job = build(compose_config(overrides, tmp_path))
+    assert isinstance(job.stopping, Stopping) and job.stopping.patience == 2
+
+
+def test_the_optimizers_take_plain_betas_so_checkpoints_hold_no_omegaconf_object(tmp_path):
+    """torch before 2.10 keeps ``betas`` as given in its param_groups, which a checkpoint pickles: a ListConfig there
+    would make every checkpoint unreadable with weights_only=True."""
+    from hydra.utils import instantiate
+
+    for name in ("adam", "adamw"):
+        partial = instantiate(compose_config([f"optimizer={name}"], tmp_path).optimizer)
+        assert type(partial.keywords["betas"]) is list, name

@@ -128,7 +128,8 @@ def check_launcher_settings(config_name: str, overrides: list[str]) -> None:
         return
     for key, (nullable, allowed) in LAUNCHER_SETTINGS.items():
         value = launcher.get(key)
-        if not (value is None and nullable) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        whole = isinstance(value, int) or (nullable and isinstance(value, float) and value.is_integer())  # 8e9 bytes
+        if not (value is None and nullable) and (isinstance(value, bool) or not whole or value < 1):
             raise ConfigError(f"hydra.launcher.{key}={value!r}: must be {allowed}")
 
 

@@ -165,6 +165,8 @@ def preflight(
         # A group the user chose anew (data=csv) takes none of the stored values below it (data.n_train=...).
         replaced = tuple(f"{key}." for key in user_keys)
         injected = [o for o in stored if override_key(o) not in user_keys and not override_key(o).startswith(replaced)]
+        # "+key=" added a key the configs then lacked; a later catbrain's may have it (optimizer.eps): add or set it.
+        injected = ["+" + o if o.startswith("+") and not o.startswith("++") else o for o in injected]
         checkpoint_dir = Path(ckpt_values[-1]).resolve().parent
         if config_name == "train" and "hydra.run.dir" not in user_keys and checkpoint_dir.name == "checkpoints":
             # Resume in the run's own directory, so its best checkpoint and logs carry on.

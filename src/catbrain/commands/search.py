@@ -161,8 +161,12 @@ def check_training_overrides(overrides: list[str], params: DictConfig, search_di
     missing = object()
     for name in params:
         key = str(name).lstrip("+~")
-        if not str(name).startswith("+") and OmegaConf.select(cfg, key, default=missing) is missing:
+        exists = OmegaConf.select(cfg, key, default=missing) is not missing
+        if not str(name).startswith("+") and not exists:
             raise UsageError(f"search.params.{name}: {key!r} is not an option of the training config")
+        if str(name).startswith("+") and not str(name).startswith("++") and exists:  # every trial would fail on it
+            raise UsageError(f"search.params.{name}: {key!r} is an option of the training config already: name it "
+                             f"{key} (without the +)")  # fmt: skip
 
 
 def run_search(argv: Sequence[str]) -> int:

@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from catbrain.compat.optuna import trial_id
 from catbrain.errors import UsageError, explain
-from catbrain.run.summary import Row, read_metrics, write_summary
+from catbrain.run.summary import Row, write_summary
+from catbrain.run.sweep_folders import read_metrics
 
 STATES = {"COMPLETE": "ok", "FAIL": "failed", "PRUNED": "pruned", "RUNNING": "running", "WAITING": "waiting"}
 

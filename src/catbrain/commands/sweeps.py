@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from catbrain.commands import common
 from catbrain.compat.hydra import job_error
 from catbrain.errors import UsageError
 from catbrain.run.files import write_atomically
-from catbrain.run.summary import OUTCOME_FILE, rows_of_sweep, write_summary
+from catbrain.run.summary import write_summary
+from catbrain.run.sweep_folders import OUTCOME_FILE, rows_of_sweep
 
 DIRECTIONS = ("min", "max")
 
@@ -46,6 +48,18 @@ def check_choice(metric: str | None, direction: str | None, prefix: str) -> None
         raise UsageError(f"{prefix}metric={metric!r}: must name a metric of metrics.json, e.g. val/loss")
 
 
+_launched: dict[str, list[list[str]]] = {}  # each sweep's jobs as its sweeper launched them, by sweep directory
+
+
+def record_launched(sweep_dir: str, batch: Sequence[Sequence[str]] | None = None) -> None:
+    """Keep the jobs the sweeper launches, in their numbering (a ``shuffle()`` sweep's order is drawn once, by the
+    sweeper): ``batch=None`` starts a sweep, each batch adds its jobs."""
+    if batch is None:
+        _launched[str(sweep_dir)] = []
+    else:
+        _launched.setdefault(str(sweep_dir), []).extend([str(o) for o in job] for job in batch)
+
+
 def sweep_jobs_of(config: DictConfig) -> list[list[str]] | None:
     """Each job's overrides, in Hydra's numbering, of the sweep ``config`` (the multirun config) describes, as the
     basic sweeper (or one built on it, as the vectorized launcher's) makes them from its ``params`` and the command
@@ -56,6 +70,8 @@ def sweep_jobs_of(config: DictConfig) -> list[list[str]] | None:
 
     from catbrain.compat.hydra import basic_sweeper, sweep_jobs
 
+    if _launched.get(str(config.hydra.sweep.dir)):  # as launched (catbrain's sweeper records them)
+        return _launched[str(config.hydra.sweep.dir)]
     target = config.hydra.sweeper.get("_target_")
     try:
         if not target or not issubclass(get_class(str(target)), basic_sweeper()):
@@ -111,7 +127,8 @@ class SweepSummary(Callback):
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             return
-        outcome: dict[str, Any] = {"number": hydra_cfg.job.num, "status": "ok"}
+        outcome: dict[str, Any] = {"number": hydra_cfg.job.num, "status": "ok",
+                                   "overrides": list(hydra_cfg.overrides.task)}  # fmt: skip
         if job_return.status == JobStatus.FAILED:
             reason, bad_input = common.explain(job_error(job_return))
             outcome.update(status="failed", error=reason, bad_input=bad_input)

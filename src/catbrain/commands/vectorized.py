@@ -50,9 +50,10 @@ def finish(job: Any, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     )
     if job.error is not None:
         raise job.error
+    with_best = keeps_best and job.best_epoch >= 0  # else, as a run alone whose val/loss was never finite: the last
     with threads(cfg.get("threads", "auto"), job.task.model):  # as a run alone tests: see run.trainer.threads
-        metrics = test_job(job, job.best_state if keeps_best else job.last_state)
-    tested = f"the weights of epoch {job.best_epoch} (best.ckpt)" if keeps_best else "the last weights"
+        metrics = test_job(job, job.best_state if with_best else job.last_state)
+    tested = f"the weights of epoch {job.best_epoch} (best.ckpt)" if with_best else "the last weights"
     log.info(f"tested {tested}: " + ", ".join(f"{k} = {v:.6g}" for k, v in metrics.items() if k.startswith("test/")
                                               and "/bayes_" not in k and "/confusion/" not in k))  # fmt: skip
     metrics.update({"fit_seconds": job.seconds, "train_seconds": job.seconds, "epochs": job.epochs,
@@ -101,14 +102,14 @@ def train_groups(groups: list[list[int]], configs: list[DictConfig], max_jobs: i
     takes one part's memory and a killed sweep keeps every part written. Jobs are built and trained with the
     intra-op threads a run alone trains with (``threads``; one for a small model), which on a busy machine also
     spares every small op of each build a wait for a second thread (a 64-job sweep: about 10%)."""
-    from catbrain.run.trainer import quiet_lightning, threads
+    from catbrain.run.trainer import quiet_lightning, thread_count, threads
     from catbrain.run.vectorized import build, fit_together
 
     quiet_lightning()
     for members in groups:
         device = device_of(configs[members[0]])
         first = build(configs[members[0]])
-        model, setting = first.task.model, configs[members[0]].get("threads", "auto")
+        count = thread_count(configs[members[0]].get("threads", "auto"), first.task.model)  # the same for the group
         budget = memory_bytes if memory_bytes is not None else free_bytes(device)
         fits = max(1, int(budget // max(job_bytes(first), 1)))
         size = min(max_jobs, fits)
@@ -121,7 +122,7 @@ def train_groups(groups: list[list[int]], configs: list[DictConfig], max_jobs: i
         )
         for start in range(0, len(members), size):
             part = members[start : start + size]
-            with threads(setting, model):
+            with threads(count, None):
                 jobs = [first if i == members[0] else build(configs[i]) for i in part]
                 first = None  # written with its part, not kept for the next
                 fit_together(jobs, device)

@@ -28,13 +28,14 @@ def group_key(cfg: DictConfig) -> str:
 # those it does only at the values given (the group's loop validates each epoch, runs every batch, stops by
 # max_epochs or its callbacks). Any other setting, or another value, and the job runs alone.
 TRAINER_FREE = {"_target_", "default_root_dir", "accelerator", "log_every_n_steps", "enable_model_summary",
-                "enable_progress_bar", "enable_checkpointing", "use_distributed_sampler", "deterministic", "plugins",
-                "num_sanity_val_steps", "benchmark", "inference_mode", "detect_anomaly", "barebones",
-                "limit_predict_batches", "gradient_clip_algorithm", "sync_batchnorm"}  # fmt: skip
+                "enable_progress_bar", "use_distributed_sampler", "deterministic", "plugins", "num_sanity_val_steps",
+                "benchmark", "inference_mode", "detect_anomaly", "limit_predict_batches", "gradient_clip_algorithm",
+                "sync_batchnorm"}  # fmt: skip
 TRAINER_AT = {
     "max_steps": (-1, None), "max_time": (None,), "min_epochs": (None, 0), "min_steps": (None, 0),
     "check_val_every_n_epoch": (1,), "accumulate_grad_batches": (1,), "gradient_clip_val": (None, 0, 0.0),
-    "precision": ("32", "32-true", 32), "devices": (1, "auto"), "num_nodes": (1,), "strategy": (None, "auto"),
+    "precision": ("32", "32-true", 32), "devices": (1,), "num_nodes": (1,), "strategy": (None, "auto"),
+    "enable_checkpointing": (None, True), "barebones": (None, False),
     "fast_dev_run": (False, 0), "overfit_batches": (0, 0.0), "profiler": (None,),
     "reload_dataloaders_every_n_epochs": (0,), "limit_train_batches": (None, 1.0), "limit_val_batches": (None, 1.0),
     "limit_test_batches": (None, 1.0),
@@ -70,7 +71,7 @@ def _values(node: DictConfig) -> dict[str, Any]:
 
 def why_alone(cfg: DictConfig) -> str | None:
     """Why a job cannot train in a stacked group (one short clause), or ``None`` when it can."""
-    from catbrain.run.vectorized import OPTIMIZERS
+    from catbrain.run.vectorized import OPTIMIZERS, STOPPING
 
     optimizer = str((cfg.get("optimizer") or {}).get("_target_", ""))
     if optimizer not in OPTIMIZERS:
@@ -91,6 +92,10 @@ def why_alone(cfg: DictConfig) -> str | None:
             continue
         if key not in TRAINER_AT or not any(value == v and type(value) is type(v) for v in TRAINER_AT[key]):
             return f"trainer.{key}={value} is not vectorized (a group trains every batch, each epoch validated)"
+    callbacks = cfg.get("callbacks") or {}
+    stopping = [name for name, c in callbacks.items() if c and str(c.get("_target_", "")).endswith(STOPPING)]
+    if len(stopping) > 1:
+        return f"callbacks {', '.join(stopping)}: more than one stopping rule"
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is None:
             continue

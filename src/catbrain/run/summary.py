@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from catbrain.run.files import write_atomically
 from catbrain.run.seeds import best_group, seed_groups, seeds_csv, seeds_markdown, setting_label, shown
-
-OUTCOME_FILE = "job.json"
 
 
 @dataclass
@@ -171,75 +166,3 @@ def write_summary(
     console.print(best_line, highlight=False, soft_wrap=True, markup=False)
     console.print(f"summary: {directory / 'summary.md'}", highlight=False, soft_wrap=True, markup=False)
     return best
-
-
-def read_metrics(run_dir: Path) -> dict[str, float]:
-    """A run's ``metrics.json``, or nothing when it has none (a failed or pruned run)."""
-    try:
-        found = json.loads((run_dir / "metrics.json").read_text()).items()
-        return {k: float(v) for k, v in found if not isinstance(v, str)}  # why it stopped is words
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
-
-
-def _outcome(job_dir: Path) -> dict:
-    try:
-        outcome = json.loads((job_dir / OUTCOME_FILE).read_text())
-    except (OSError, ValueError):
-        outcome = None
-    if not isinstance(outcome, dict):
-        return {"status": "failed", "error": "no outcome recorded: the job was interrupted"}
-    return outcome
-
-
-def rows_of_sweep(
-    sweep_dir: Path, jobs: Sequence[Sequence[str]] | None = None, since: float | None = None
-) -> tuple[list[Row], int]:
-    """One row per job of this sweep, from its folder in ``sweep_dir``, and how many folders were left out.
-
-    A sweep run again in a folder of earlier sweeps finds their jobs' folders there too: they are not this
-    sweep's. ``jobs``: this sweep's job overrides in Hydra's numbering. A folder is job ``n``'s when its
-    ``job.json`` says ``n`` (a job killed before it wrote one: when its folder's name does, or its overrides
-    match) and its ``.hydra/overrides.yaml`` holds ``jobs[n]``, whichever run of the sweep trained it (a job kept
-    from a killed run by the vectorized launcher is one); any other folder is left out, and a job that no folder
-    holds is a failed row. Without ``jobs`` (a sweeper whose jobs are its own), the folders started at or after
-    ``since`` (a time stamp; ``None``: every folder).
-    """
-    expected = None if jobs is None else [[str(o) for o in job] for job in jobs]
-    rows: list[Row] = []
-    taken: set[int] = set()
-    stale: dict[int, Path] = {}  # a folder left out, by the number it claims
-    left_out = 0
-    for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
-        job_dir = overrides_file.parent.parent
-        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
-        outcome = _outcome(job_dir)
-        number = outcome.get("number", int(job_dir.name) if job_dir.name.isdigit() else None)
-        if expected is not None and number is None:
-            number = next((n for n, job in enumerate(expected) if job == overrides and n not in taken), None)
-        if expected is not None:
-            ours = number is not None and 0 <= number < len(expected) and expected[number] == overrides
-        else:
-            ours = since is None or overrides_file.stat().st_mtime >= since
-        if not ours or number in taken:
-            left_out += 1
-            stale.setdefault(number, job_dir)
-            continue
-        number = len(rows) if number is None else int(number)
-        taken.add(number)
-        rows.append(
-            Row(
-                number=number,
-                overrides=overrides,
-                status=outcome.get("status", "failed"),
-                metrics=read_metrics(job_dir),
-                run_dir=str(job_dir),
-                error=outcome.get("error", ""),
-                bad_input=bool(outcome.get("bad_input", False)),
-            )
-        )
-    for number, job in enumerate(expected or []):
-        if number not in taken:
-            where = f"{stale[number]} holds another sweep's job" if number in stale else "no folder holds it"
-            rows.append(Row(number, job, "failed", error=f"not run: {where}"))
-    return sorted(rows, key=lambda r: r.number), left_out

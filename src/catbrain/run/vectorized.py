@@ -27,6 +27,7 @@ from catbrain.errors import diverged
 from catbrain.run.batched import batched_losses
 from catbrain.stacked import Stacked, StackedOptimizer
 
+STOPPING = "stopping.Stopping"  # catbrain.run.stopping.Stopping, the one stopping rule a group applies per job
 OPTIMIZERS = {"torch.optim.SGD": "sgd", "torch.optim.Adam": "adam", "torch.optim.AdamW": "adamw"}
 HYPER = {  # config key -> stacked optimizer setting
     "sgd": {"lr": "lr", "momentum": "momentum", "dampening": "dampening", "weight_decay": "weight_decay"},
@@ -80,9 +81,8 @@ def build(cfg: DictConfig) -> Job:
     job.datamodule, job.task = build_run(cfg)
     job.datamodule.setup("fit")
     job.task.take_data(job.datamodule)
-    callbacks = cfg.get("callbacks") or {}
-    stopping = callbacks.get("early_stopping")
-    job.stopping = instantiate(stopping) if stopping is not None else None
+    stopping = [c for c in (cfg.get("callbacks") or {}).values() if c and str(c.get("_target_", "")).endswith(STOPPING)]
+    job.stopping = instantiate(stopping[0]) if stopping else None  # whatever its name (grouping allows one)
     rule = job.task.predictor.linear_rule()
     if rule is not None:  # where the weights start: the first point of their path
         names = job.task.predictor.feature_names

@@ -31,7 +31,8 @@ class VectorizedLauncher(Launcher):
 
     def __init__(self, max_jobs_per_group: int = 4096, memory_bytes: int | None = None) -> None:
         super().__init__()
-        self.max_jobs_per_group, self.memory_bytes = int(max_jobs_per_group), memory_bytes
+        self.max_jobs_per_group = int(max_jobs_per_group)
+        self.memory_bytes = int(memory_bytes) if memory_bytes is not None else None  # 8e9 (checked in pre-flight)
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -69,7 +70,7 @@ class VectorizedLauncher(Launcher):
                 raise Refused(f"hydra.sweep.dir={sweep_dir} holds job {config.hydra.job.num} of another sweep "
                               f"({' '.join(theirs) or 'no more overrides'} where this one has "
                               f"{' '.join(mine) or 'no more overrides'}): give this sweep a hydra.sweep.dir of its "
-                              "own, or remove that folder")  # fmt: skip
+                              "own, or remove that folder", first_batch=initial_job_idx == 0)  # fmt: skip
         finished = {i: done for i, (_, done) in enumerate(earlier) if done is not None}
         if finished:
             vectorized.say(f"{len(finished)} jobs already finished in {sweep_dir}: kept")
@@ -91,7 +92,7 @@ class VectorizedLauncher(Launcher):
                                                  "hydra.sweep.dir", "hydra.sweep.subdir",
                                                  composed[position])  # fmt: skip
                     configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-                del jobs
+                del jobs, job  # let go of the part before the next is built
             for position, reason in sorted(alone.items()):
                 config = configs[todo[position]]
                 vectorized.say(f"job {config.hydra.job.num} runs alone: {reason}")
@@ -99,42 +100,57 @@ class VectorizedLauncher(Launcher):
                                                config=config, job_dir_key="hydra.sweep.dir",
                                                job_subdir_key="hydra.sweep.subdir")  # fmt: skip
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        except KeyboardInterrupt:
-            done = sum(1 for r in runs.values() if r.status == JobStatus.COMPLETED)
+        except (KeyboardInterrupt, SystemExit) as stop:
+            if isinstance(stop, SystemExit) and stop.code != 130:  # 130: Ctrl-C in a job that ran alone
+                raise
+            done = sum(1 for r in runs.values() if _ended_well(r))
             vectorized.say(f"interrupted: {done} of {len(configs)} jobs finished in {sweep_dir}; run the same "
                            "command again to train the others (the finished ones are kept)")  # fmt: skip
             raise SystemExit(130) from None
         return [runs[i] for i in range(len(configs))]
 
 
+def _ended_well(run: JobReturn) -> bool:
+    """A job that completed and returned its metrics (a job that failed in its task returns ``{"failed": ...}``)."""
+    value = run._return_value  # never re-raises a failed job's error
+    return run.status == JobStatus.COMPLETED and not (isinstance(value, dict) and "failed" in value)
+
+
 def _earlier(config: DictConfig) -> tuple[list[str] | None, dict[str, Any] | None]:
     """What the job's folder holds from an earlier run of a sweep (one killed, run again): the overrides that job ran
-    with (``None``: no job there) and, if it ended well, its metrics."""
+    with (``None``: no job there) and, if it ended well, its metrics. The overrides are those of its
+    ``.hydra/overrides.yaml`` (``hydra.output_subdir``), else of its ``job.json``."""
     import yaml
 
-    from catbrain.run.summary import OUTCOME_FILE, read_metrics
+    from catbrain.run.sweep_folders import OUTCOME_FILE, read_metrics
 
     folder = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
     try:
-        ran = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
-        return None, None
-    ran = [str(o) for o in ran] if isinstance(ran, list) else [repr(ran)]
-    try:
         outcome = json.loads((folder / OUTCOME_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ran, None
+        outcome = None
+    outcome = outcome if isinstance(outcome, dict) else {}
+    ran = outcome.get("overrides")
+    if config.hydra.output_subdir is not None:
+        try:
+            ran = yaml.safe_load((folder / str(config.hydra.output_subdir) / "overrides.yaml").read_text("utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            ran = ran if outcome else None
+    if ran is None:
+        return None, None
+    ran = [str(o) for o in ran] if isinstance(ran, list) else [repr(ran)]
     metrics = read_metrics(folder)
-    return ran, metrics if isinstance(outcome, dict) and outcome.get("status") == "ok" and metrics else None
+    return ran, metrics if outcome.get("status") == "ok" and metrics else None
 
 
 class Refused(SystemExit):
-    """A sweep refused before any job ran: one line on stderr, exit 2; the sweeper puts back the sweep directory's
-    ``multirun.yaml`` as it was."""
+    """A sweep refused before any of its jobs ran: one line on stderr, exit 2; in the sweep's first batch, the sweeper
+    puts back the sweep directory's ``multirun.yaml`` as it was."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, first_batch: bool) -> None:
         from catbrain.commands.common import fail
 
+        self.first_batch = first_batch
         try:
             fail("catbrain-train", message)
         except SystemExit as exit:
@@ -148,6 +164,9 @@ class PrecheckedSweeper(basic_sweeper()):  # type: ignore[misc]
     directory's ``multirun.yaml`` (which the basic sweeper writes first) as it found it."""
 
     def sweep(self, arguments: list[str]) -> Any:
+        from catbrain.commands.sweeps import record_launched
+
+        record_launched(str(self.config.hydra.sweep.dir))  # the summary reads the jobs as launched
         saved = Path(str(self.config.hydra.sweep.dir)) / "multirun.yaml"
         try:
             before: bytes | None = saved.read_bytes()
@@ -155,9 +174,11 @@ class PrecheckedSweeper(basic_sweeper()):  # type: ignore[misc]
             before = None
         try:
             return super().sweep(arguments)
-        except Refused:
+        except Refused as refused:
             from catbrain.run.files import atomic_path
 
+            if not refused.first_batch:  # an earlier batch's jobs ran: the file is theirs
+                raise
             if before is None:
                 saved.unlink(missing_ok=True)
             else:
@@ -166,6 +187,9 @@ class PrecheckedSweeper(basic_sweeper()):  # type: ignore[misc]
             raise
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        from catbrain.commands.sweeps import record_launched
+
+        record_launched(str(self.config.hydra.sweep.dir), batch)
         for overrides in batch:
             if batch and overrides is not batch[0] and value_changes(list(batch[0]), list(overrides)) is not None:
                 continue
