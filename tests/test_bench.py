@@ -10,15 +10,20 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 
 
-@pytest.mark.slow
-def test_bench_quick_writes_a_report(tmp_path):
+def quick_bench(tmp_path: Path, sections: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """``bench.py --quick --sections ...`` in ``tmp_path``: the finished process (it must succeed) and its JSON."""
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--sections", "generation,memory,startup", "--json", str(out)],
+        [sys.executable, str(SCRIPT), "--quick", "--sections", sections, "--json", str(out)],
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(out.read_text())
+    return result, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_a_report(tmp_path):
+    result, report = quick_bench(tmp_path, "generation,memory,startup")
     assert {"generation", "memory", "startup"} <= set(report)
     assert "| data generation | rows/s |" in result.stdout and "Start-up:" in result.stdout
 
@@ -32,13 +37,8 @@ def test_bench_refuses_unknown_sections(tmp_path):
 
 @pytest.mark.slow
 def test_bench_sweep_section_reports_both_launchers_and_the_ceiling(tmp_path):
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--sections", "sweep", "--json", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    sweep = json.loads(out.read_text())["sweep"]
+    result, report = quick_bench(tmp_path, "sweep")
+    sweep = report["sweep"]
     assert sweep["jobs"] == 8 and set(sweep["experiments"]) == {"cat_threat", "weather_3pm", "cat_nonlinear_mlp"}
     for r in sweep["experiments"].values():
         assert r["speedup"] == r["seconds"]["basic"] / r["seconds"]["vectorized"]

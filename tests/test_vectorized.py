@@ -201,15 +201,20 @@ def test_a_jobs_config_derived_from_another_is_the_one_hydra_composes(base, job,
     assert OmegaConf.to_container(derived) == OmegaConf.to_container(compose("train", job))
 
 
+def with_both_launchers(tmp_path, *arguments: str) -> dict[str, subprocess.CompletedProcess]:
+    """The sweep ``arguments`` with the basic and the vectorized launcher, each into ``tmp_path / <launcher>``."""
+    return {launcher: run_cli("catbrain-train", "-m", *arguments, f"hydra/launcher={launcher}",
+                              f"hydra.sweep.dir={launcher}", cwd=tmp_path)
+            for launcher in ("basic", "vectorized")}  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["weather_3pm_quantiles", "cat_softmax", "cat_ordinal", "cat_nonlinear_mlp",
                                         "lion_shift"])  # fmt: skip
 def test_every_kind_of_task_ends_as_the_basic_launchers_run(experiment, tmp_path):
     tiny = [f"experiment={experiment}", "data.n_train=512", "trainer.max_epochs=3", "seed=0,1"]
     runs = {}
-    for launcher in ("basic", "vectorized"):
-        result = run_cli("catbrain-train", "-m", *tiny, "plots=false", "logger=none", f"hydra/launcher={launcher}",
-                         f"hydra.sweep.dir={launcher}", cwd=tmp_path)  # fmt: skip
+    for launcher, result in with_both_launchers(tmp_path, *tiny, "plots=false", "logger=none").items():
         assert result.returncode == 0, result.stderr[-3000:]
         runs[launcher] = [json.loads((tmp_path / launcher / str(j) / "metrics.json").read_text()) for j in range(2)]
     for alone, together in zip(runs["basic"], runs["vectorized"]):
@@ -224,9 +229,7 @@ def test_a_diverging_job_fails_alone_with_the_basic_launchers_words(tmp_path):
     tiny = ["data.n_train=256", "trainer.max_epochs=2", "plots=false", "logger=none", "optimizer=sgd",
             "optimizer.lr=0.01,1e6", "seed=0"]  # fmt: skip
     said = {}
-    for launcher in ("basic", "vectorized"):
-        result = run_cli("catbrain-train", "-m", *tiny, f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}",
-                         cwd=tmp_path)  # fmt: skip
+    for launcher, result in with_both_launchers(tmp_path, *tiny).items():
         assert result.returncode == 1 and "Warning" not in result.stderr, result.stderr[-2000:]
         said[launcher] = [line for line in result.stderr.splitlines() if "error:" in line]
         assert (tmp_path / launcher / "0" / "metrics.json").is_file()  # the other job ends well
@@ -241,10 +244,22 @@ def test_only_seeds_and_optimizer_numbers_vary_within_a_group():
     assert not any(per_job_key(k) for k in ("optimizer.nesterov", "optimizer.amsgrad", "data.n_train", "optimizer"))
 
 
+def job_configs(tmp_path, count: int, *overrides: str) -> list:
+    """``count`` jobs' configs, seeds 0 .. count - 1, each with its job number, as the launcher holds them."""
+    from omegaconf import open_dict
+
+    configs = []
+    for seed in range(count):
+        cfg = compose_config([*overrides, "plots=false", "logger=none", f"seed={seed}"], tmp_path / str(seed))
+        with open_dict(cfg):
+            cfg.hydra = {"job": {"num": seed}}
+        configs.append(cfg)
+    return configs
+
+
 def test_a_group_builds_trains_and_tests_with_the_threads_a_run_alone_trains_with(tmp_path, monkeypatch):
     """threads=auto: one intra-op thread for small models (see run.trainer.threads) from the second job's build to
     each job's test, where a second thread only waits on a busy machine's other processes; torch's own after."""
-    from omegaconf import open_dict
 
     import catbrain.run.vectorized as stacked
     import catbrain.run.vectorized_outcome as outcome
@@ -262,13 +277,7 @@ def test_a_group_builds_trains_and_tests_with_the_threads_a_run_alone_trains_wit
     for module, name, key in [(stacked, "build", "build"), (stacked, "fit_together", "fit"),
                               (outcome, "test_job", "test")]:  # fmt: skip
         monkeypatch.setattr(module, name, recording(key, getattr(module, name)))
-    configs = []
-    for seed in range(3):
-        cfg = compose_config(["data.n_train=256", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=2",
-                              "plots=false", "logger=none", f"seed={seed}"], tmp_path / str(seed))  # fmt: skip
-        with open_dict(cfg):
-            cfg.hydra = {"job": {"num": seed}}
-        configs.append(cfg)
+    configs = job_configs(tmp_path, 3, "data.n_train=256", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=2")
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -285,7 +294,6 @@ def test_a_group_builds_trains_and_tests_with_the_threads_a_run_alone_trains_wit
 def test_a_split_group_is_trained_one_part_at_a_time(tmp_path, monkeypatch):
     """Each part is handed back (to be written and let go of) before the next is built: a kill keeps the parts
     written, and a group split for memory takes one part's memory."""
-    from omegaconf import open_dict
 
     import catbrain.run.vectorized as stacked
     from catbrain.commands.vectorized import train_groups
@@ -294,13 +302,7 @@ def test_a_split_group_is_trained_one_part_at_a_time(tmp_path, monkeypatch):
     real_build, real_fit = stacked.build, stacked.fit_together
     monkeypatch.setattr(stacked, "build", lambda cfg: events.append(f"build {cfg.seed}") or real_build(cfg))
     monkeypatch.setattr(stacked, "fit_together", lambda jobs, device: events.append("fit") or real_fit(jobs, device))
-    configs = []
-    for seed in range(5):
-        cfg = compose_config(["data.n_train=128", "data.n_val=32", "data.n_test=32", "trainer.max_epochs=1",
-                              "plots=false", "logger=none", f"seed={seed}"], tmp_path / str(seed))  # fmt: skip
-        with open_dict(cfg):
-            cfg.hydra = {"job": {"num": seed}}
-        configs.append(cfg)
+    configs = job_configs(tmp_path, 5, "data.n_train=128", "data.n_val=32", "data.n_test=32", "trainer.max_epochs=1")
     for part, jobs in train_groups([[0, 1, 2, 3, 4]], configs, max_jobs=2, memory_bytes=None):
         events.append(f"written {part}")
         assert [job.cfg.seed for job in jobs] == part and all(job.epochs == 1 for job in jobs)
@@ -332,9 +334,7 @@ def test_a_group_keeps_the_checkpoints_and_tests_the_weights_its_callbacks_say(c
     tiny = ["data.n_train=512", "data.n_val=128", "trainer.max_epochs=6", "optimizer.lr=0.3", "seed=0,1", callbacks,
             "plots=false", "logger=none"]  # fmt: skip
     runs = {}
-    for launcher in ("basic", "vectorized"):
-        result = run_cli("catbrain-train", "-m", *tiny, f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}",
-                         cwd=tmp_path)  # fmt: skip
+    for launcher, result in with_both_launchers(tmp_path, *tiny).items():
         assert result.returncode == 0 and "runs alone" not in result.stderr, result.stderr[-3000:]
         runs[launcher] = [tmp_path / launcher / str(j) for j in range(2)]
     for alone, together in zip(runs["basic"], runs["vectorized"]):
