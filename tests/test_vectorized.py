@@ -347,23 +347,26 @@ def test_a_group_keeps_the_checkpoints_and_tests_the_weights_its_callbacks_say(c
 
 
 @pytest.mark.slow
-def test_ctrl_c_ends_a_vectorized_sweep_in_one_line_and_it_resumes(tmp_path):
+@pytest.mark.parametrize(("seeds", "started"), [("seed=0,1", "train together"), ("seed=0", "runs alone")])
+def test_ctrl_c_ends_a_vectorized_sweep_in_one_line(seeds, started, tmp_path):
+    """In a group's fit or in a job that runs alone (where Lightning turns Ctrl-C into an exit of its own)."""
     arguments = ["data.n_train=2048", "trainer.max_epochs=400", "callbacks=model_checkpoint", "plots=false",
-                 "logger=none", "hydra/launcher=vectorized", "seed=0,1", "hydra.sweep.dir=stopped"]  # fmt: skip
+                 "logger=none", "hydra/launcher=vectorized", seeds, "hydra.sweep.dir=stopped"]  # fmt: skip
     process = subprocess.Popen([str(BIN / "catbrain-train"), "-m", *arguments], cwd=tmp_path, text=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     said = []
     for line in process.stderr:
         said.append(line)
-        if "train together" in line:
+        if started in line:
             break
-    time.sleep(1.0)  # into the fit
+    time.sleep(1.5)  # into the fit
     process.send_signal(signal.SIGINT)
     said += process.stderr.readlines()
     assert process.wait(timeout=120) == 130, "".join(said)
     assert "Traceback" not in "".join(said) and "KeyboardInterrupt" not in "".join(said)
-    assert said[-1] == ("catbrain-train: interrupted: 0 of 2 jobs finished in stopped; run the same command again "
-                        "to train the others (the finished ones are kept)\n")  # fmt: skip
+    jobs = len(seeds.split(","))
+    assert said[-1] == (f"catbrain-train: interrupted: 0 of {jobs} jobs finished in stopped; run the same command "
+                        "again to train the others (the finished ones are kept)\n")  # fmt: skip
 
 
 def test_a_stopping_rule_of_any_name_stops_its_job(tmp_path):
