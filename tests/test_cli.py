@@ -222,7 +222,10 @@ def test_resume_carries_on_in_the_runs_own_directory(tmp_path):
             ["data.world.noise_sd=0.5"],
             "data.world has no key 'noise_sd'; did you mean 'noise_std'?; it has ['delta', 'lopsided_fear'",
         ),
-        (["optimizer.lrr=0.5"], "optimizer has no key 'lrr'; did you mean 'lr'?; it has ['lr', 'weight_decay']"),
+        (
+            ["optimizer.lrr=0.5"],
+            "optimizer has no key 'lrr'; did you mean 'lr'?; it has ['betas', 'eps', 'lr', 'weight_decay']",
+        ),
         (["data.shift={skewness:[4,4]}"], "data.shift names ['skewness'], which CatWorld does not have"),
         (["model.learn_thresholds=true"], "needs task=ordinal"),
         (["data.world.skew=[3]"], "skew must be 2 positive numbers"),
