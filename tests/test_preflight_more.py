@@ -178,3 +178,25 @@ def test_a_checkpoint_that_added_a_key_the_configs_now_have_is_still_replayed(tm
     torch.save(checkpoint, path)
     monkeypatch.chdir(tmp_path)
     assert "++optimizer.eps=1e-06" in preflight("eval", [f"ckpt_path={path}"])
+
+
+def test_two_of_hydras_modes_are_one_line_not_a_traceback(tmp_path, monkeypatch):
+    from catbrain.commands.launcher import preflight
+    from catbrain.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="--multirun and --cfg: give only one of --run, --multirun, --cfg, --info"):
+        preflight("train", ["--cfg", "job", "-m", "seed=0,1"])
+
+
+def test_a_glob_sweep_of_a_groups_options_is_expanded_and_checked_before_any_job(tmp_path, monkeypatch):
+    from catbrain.commands.launcher import preflight, sweep_jobs
+    from catbrain.errors import UsageError
+
+    assert sweep_jobs(["optimizer=glob(ad*)", "seed=0,1"]) == [
+        ["optimizer=adam", "seed=0"], ["optimizer=adam", "seed=1"], ["optimizer=adamw", "seed=0"],
+        ["optimizer=adamw", "seed=1"],
+    ]  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=r"seed=glob\(\*\): gives no values"):
+        preflight("train", ["-m", "seed=glob(*)"])

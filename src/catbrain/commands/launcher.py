@@ -48,7 +48,8 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
     from catbrain.compat.hydra import sweep_jobs as split
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    loader = config_loader() if any("glob(" in o for o in overrides) else None  # a glob lists a group's options
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
     if any(o.key_or_group == "hydra/sweeper" for o in parsed):
         return []
     for override in (o for o in parsed if o.is_sweep_override()):
@@ -62,6 +63,17 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
                 "value (seed=range(3) gives 0, 1 and 2)"
             )
     return split(parsed)
+
+
+def config_loader() -> Any:
+    """Hydra's loader of catbrain's configs, which a ``glob()`` sweep of a group's options needs to list them."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from catbrain.config import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return GlobalHydra.instance().config_loader()
 
 
 def check_buildable(cfg: Any, config_name: str = "train", seen: set[str] | None = None) -> None:
@@ -145,6 +157,11 @@ def preflight(
     overrides = list(args.overrides)
     user_keys = {override_key(o) for o in overrides}
     asks_for_help = args.help or args.hydra_help or args.info or args.shell_completion
+    flags = {"--run": args.run, "--multirun": args.multirun, "--cfg": args.cfg, "--info": args.info,
+             "--shell-completion": args.shell_completion}  # fmt: skip
+    if sum(bool(on) for on in flags.values()) > 1:  # Hydra would say so with a traceback
+        given = " and ".join(flag for flag, on in flags.items() if on)
+        raise UsageError(f"{given}: give only one of {', '.join(flags)}")
     for key in required:
         if key not in user_keys and not asks_for_help:
             raise UsageError(f"{key}=... is required")
