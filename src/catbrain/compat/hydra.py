@@ -158,7 +158,7 @@ def run_own_job(hydra_context: Any, task_function: Any, config: Any, job_dir_key
 
     from hydra.core import utils
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict, read_write
+    from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
     from catbrain.compat.omegaconf import config_yaml
 
@@ -169,8 +169,12 @@ def run_own_job(hydra_context: Any, task_function: Any, config: Any, job_dir_key
     output_dir = os.path.join(output_dir, str(OmegaConf.select(config, job_subdir_key)))
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(output_dir)
-    HydraConfig.instance().set_config(config)  # a copy of the hydra node, this job's alone
-    hydra_cfg = HydraConfig.instance().cfg
+    # HydraConfig.set_config, less its copy of the hydra node: the node is this job's alone, read-only from here on.
+    OmegaConf.set_readonly(config.hydra, True)
+    hydra_cfg = DictConfig({"hydra": config.hydra}, flags={"no_deepcopy_set_nodes": True})
+    hydra_cfg._set_flag("no_deepcopy_set_nodes", None)
+    hydra_cfg.hydra._set_parent(config)  # as set_config: interpolations from hydra.* reach the job's config
+    HydraConfig.instance().cfg = hydra_cfg
     chdir = False
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
