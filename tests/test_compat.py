@@ -97,6 +97,12 @@ def test_hydra_run_job_steps_that_run_own_job_repeats():
     steps = inspect.getsource(utils.run_job)
     for step in ("set_config", "configure_log", "hydra.yaml", "overrides.yaml", "on_job_start", "on_job_end"):
         assert step in steps, step
+    # ... and HydraConfig.set_config's steps, which it takes less the copy of the hydra node.
+    from hydra.core.hydra_config import HydraConfig
+
+    setting = inspect.getsource(HydraConfig.set_config)
+    for step in ("set_readonly(cfg.hydra, True)", 'masked_copy(cfg, "hydra")', "hydra._set_parent(cfg)"):
+        assert step in setting, step
 
 
 def test_a_config_copied_through_pickle_is_the_one_deepcopy_makes():
