@@ -11,10 +11,15 @@ from typing import Any, NoReturn
 from catbrain.errors import ConfigError, UsageError, explain
 
 
-def fail(prog: str, message: str, code: int = 2) -> NoReturn:
-    """One line on stderr, control characters shown escaped (a message may quote a hostile file), then exit."""
+def say_error(prog: str, message: str) -> None:
+    """One line on stderr, control characters shown escaped (a message may quote a hostile file)."""
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(str(message).split()))
     print(f"{prog}: error: {text}", file=sys.stderr)
+
+
+def fail(prog: str, message: str, code: int = 2) -> NoReturn:
+    """:func:`say_error`, then exit."""
+    say_error(prog, message)
     sys.exit(code)
 
 
@@ -118,12 +123,9 @@ def check_launcher_settings(config_name: str, overrides: list[str]) -> None:
     """``hydra/launcher=vectorized``'s settings as Hydra composes them from ``overrides`` (the command's ``hydra``
     ones): a value the launcher would take silently (0, 1.5) or fail on only after making the sweep's directory
     (``abc``) is refused in one line."""
-    from hydra import compose, initialize_config_dir
+    from catbrain.config import compose
 
-    from catbrain.config import config_dir
-
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        launcher = compose(config_name, overrides=overrides, return_hydra_config=True).hydra.launcher
+    launcher = compose(config_name, overrides, hydra=True).hydra.launcher
     if launcher.get("_target_") != VECTORIZED_LAUNCHER:
         return
     for key, (nullable, allowed) in LAUNCHER_SETTINGS.items():

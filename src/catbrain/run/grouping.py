@@ -51,9 +51,7 @@ CALLBACKS = {
                  {"patience", "rel_tol", "min_delta", "lr_factor", "lr_reductions"}),
 }  # fmt: skip
 PROGRESS_BARS = ("RichProgressBar", "TQDMProgressBar")
-
-
-RUN_CHECKPOINTS = "${run_dir}/checkpoints"
+RUN_CHECKPOINTS = "${run_dir}/checkpoints"  # where a group writes each job's checkpoints
 
 
 def _values(node: DictConfig) -> dict[str, Any]:
@@ -69,9 +67,21 @@ def _values(node: DictConfig) -> dict[str, Any]:
     return values
 
 
+STOPPING = "stopping.Stopping"  # catbrain.run.stopping.Stopping, the one stopping rule a group applies per job
+
+
+def stopping_rules(cfg: DictConfig) -> dict[str, Any]:
+    """The job's :class:`~catbrain.run.stopping.Stopping` callbacks by name, whatever they are called."""
+    return {
+        name: c
+        for name, c in (cfg.get("callbacks") or {}).items()
+        if c and str(c.get("_target_", "")).endswith(STOPPING)
+    }
+
+
 def why_alone(cfg: DictConfig) -> str | None:
     """Why a job cannot train in a stacked group (one short clause), or ``None`` when it can."""
-    from catbrain.run.vectorized import OPTIMIZERS, STOPPING
+    from catbrain.run.vectorized import OPTIMIZERS
 
     optimizer = str((cfg.get("optimizer") or {}).get("_target_", ""))
     if optimizer not in OPTIMIZERS:
@@ -92,9 +102,7 @@ def why_alone(cfg: DictConfig) -> str | None:
             continue
         if key not in TRAINER_AT or not any(value == v and type(value) is type(v) for v in TRAINER_AT[key]):
             return f"trainer.{key}={value} is not vectorized (a group trains every batch, each epoch validated)"
-    callbacks = cfg.get("callbacks") or {}
-    stopping = [name for name, c in callbacks.items() if c and str(c.get("_target_", "")).endswith(STOPPING)]
-    if len(stopping) > 1:
+    if len(stopping := stopping_rules(cfg)) > 1:
         return f"callbacks {', '.join(stopping)}: more than one stopping rule"
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is None:

@@ -6,8 +6,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from catbrain.run.summary import Row
 
 OUTCOME_FILE = "job.json"
@@ -22,9 +20,10 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
         return {}
 
 
-def _outcome(job_dir: Path) -> dict:
+def outcome_of(job_dir: Path) -> dict:
+    """A job folder's ``job.json``; a failed outcome when it has none (the job was interrupted)."""
     try:
-        outcome = json.loads((job_dir / OUTCOME_FILE).read_text())
+        outcome = json.loads((job_dir / OUTCOME_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         outcome = None
     if not isinstance(outcome, dict):
@@ -32,19 +31,31 @@ def _outcome(job_dir: Path) -> dict:
     return outcome
 
 
+def overrides_of(job_dir: Path, output_subdir: str | None = ".hydra") -> tuple[list[str], float] | None:
+    """The overrides a job folder's job ran with, and when they were written: its ``<output_subdir>/overrides.yaml``,
+    else (``hydra.output_subdir`` another or none) those its ``job.json`` records; ``None`` when neither says."""
+    import yaml
+
+    if output_subdir:
+        path = job_dir / str(output_subdir) / "overrides.yaml"
+        try:
+            listed = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if isinstance(listed, list):
+                return [str(o) for o in listed], path.stat().st_mtime
+        except (OSError, ValueError, yaml.YAMLError):
+            pass
+    listed = outcome_of(job_dir).get("overrides")
+    if isinstance(listed, list):
+        return [str(o) for o in listed], (job_dir / OUTCOME_FILE).stat().st_mtime
+    return None
+
+
 def _job_folders(sweep_dir: Path) -> dict[Path, tuple[list[str], float]]:
-    """Each job folder in ``sweep_dir``: its overrides and when they were written. A folder is a job's by its
-    ``.hydra/overrides.yaml``, or where ``hydra.output_subdir`` is another or none, by the overrides in its
-    ``job.json``."""
-    found = {}
-    for outcome_file in sweep_dir.glob(f"**/{OUTCOME_FILE}"):
-        listed = _outcome(outcome_file.parent).get("overrides")
-        if isinstance(listed, list):
-            found[outcome_file.parent] = ([str(o) for o in listed], outcome_file.stat().st_mtime)
-    for overrides_file in sweep_dir.glob("**/.hydra/overrides.yaml"):
-        found[overrides_file.parent.parent] = ([str(o) for o in OmegaConf.load(overrides_file)],
-                                               overrides_file.stat().st_mtime)  # fmt: skip
-    return found
+    """Each job folder in ``sweep_dir`` (one with a ``job.json`` or a ``.hydra/overrides.yaml``): its overrides and
+    when they were written."""
+    folders = {p.parent for p in sweep_dir.glob(f"**/{OUTCOME_FILE}")}
+    folders |= {p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")}
+    return {folder: found for folder in folders if (found := overrides_of(folder)) is not None}
 
 
 def rows_of_sweep(
@@ -66,7 +77,7 @@ def rows_of_sweep(
     stale: dict[int, Path] = {}  # a folder left out, by the number it claims
     left_out = 0
     for job_dir, (overrides, written) in sorted(_job_folders(sweep_dir).items()):
-        outcome = _outcome(job_dir)
+        outcome = outcome_of(job_dir)
         number = outcome.get("number", int(job_dir.name) if job_dir.name.isdigit() else None)
         if expected is not None and number is None:
             number = next((n for n, job in enumerate(expected) if job == overrides and n not in taken), None)

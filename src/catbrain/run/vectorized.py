@@ -27,7 +27,6 @@ from catbrain.errors import diverged
 from catbrain.run.batched import batched_losses
 from catbrain.stacked import Stacked, StackedOptimizer
 
-STOPPING = "stopping.Stopping"  # catbrain.run.stopping.Stopping, the one stopping rule a group applies per job
 OPTIMIZERS = {"torch.optim.SGD": "sgd", "torch.optim.Adam": "adam", "torch.optim.AdamW": "adamw"}
 HYPER = {  # config key -> stacked optimizer setting
     "sgd": {"lr": "lr", "momentum": "momentum", "dampening": "dampening", "weight_decay": "weight_decay"},
@@ -75,13 +74,14 @@ def build(cfg: DictConfig) -> Job:
     """The job's data, task and initial weights, drawn exactly as its own run draws them."""
     from hydra.utils import instantiate
 
+    from catbrain.run.grouping import stopping_rules
     from catbrain.run.trainer import build_run
 
     job = Job(cfg)
     job.datamodule, job.task = build_run(cfg)
     job.datamodule.setup("fit")
     job.task.take_data(job.datamodule)
-    stopping = [c for c in (cfg.get("callbacks") or {}).values() if c and str(c.get("_target_", "")).endswith(STOPPING)]
+    stopping = list(stopping_rules(cfg).values())
     job.stopping = instantiate(stopping[0]) if stopping else None  # whatever its name (grouping allows one)
     rule = job.task.predictor.linear_rule()
     if rule is not None:  # where the weights start: the first point of their path

@@ -10,7 +10,6 @@ holding a job of another sweep is refused before anything trains.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,29 +117,15 @@ def _ended_well(run: JobReturn) -> bool:
 
 def _earlier(config: DictConfig) -> tuple[list[str] | None, dict[str, Any] | None]:
     """What the job's folder holds from an earlier run of a sweep (one killed, run again): the overrides that job ran
-    with (``None``: no job there) and, if it ended well, its metrics. The overrides are those of its
-    ``.hydra/overrides.yaml`` (``hydra.output_subdir``), else of its ``job.json``."""
-    import yaml
-
-    from catbrain.run.sweep_folders import OUTCOME_FILE, read_metrics
+    with (``None``: no job there) and, if it ended well, its metrics."""
+    from catbrain.run.sweep_folders import outcome_of, overrides_of, read_metrics
 
     folder = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-    try:
-        outcome = json.loads((folder / OUTCOME_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        outcome = None
-    outcome = outcome if isinstance(outcome, dict) else {}
-    ran = outcome.get("overrides")
-    if config.hydra.output_subdir is not None:
-        try:
-            ran = yaml.safe_load((folder / str(config.hydra.output_subdir) / "overrides.yaml").read_text("utf-8"))
-        except (OSError, ValueError, yaml.YAMLError):
-            ran = ran if outcome else None
-    if ran is None:
+    found = overrides_of(folder, config.hydra.output_subdir)
+    if found is None:
         return None, None
-    ran = [str(o) for o in ran] if isinstance(ran, list) else [repr(ran)]
     metrics = read_metrics(folder)
-    return ran, metrics if outcome.get("status") == "ok" and metrics else None
+    return found[0], metrics if outcome_of(folder).get("status") == "ok" and metrics else None
 
 
 class Refused(SystemExit):
@@ -148,13 +133,11 @@ class Refused(SystemExit):
     puts back the sweep directory's ``multirun.yaml`` as it was."""
 
     def __init__(self, message: str, first_batch: bool) -> None:
-        from catbrain.commands.common import fail
+        from catbrain.commands.common import say_error
 
+        say_error("catbrain-train", message)
+        super().__init__(2)
         self.first_batch = first_batch
-        try:
-            fail("catbrain-train", message)
-        except SystemExit as exit:
-            super().__init__(exit.code)
 
 
 class PrecheckedSweeper(basic_sweeper()):  # type: ignore[misc]
